@@ -1,0 +1,63 @@
+//! The core's settings, all in logical units (ticks, messages, bytes).
+
+use crate::CoreError;
+
+/// Settings of one protocol core. Times are counted in ticks: the driver decides how long
+/// a tick lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Smallest randomised election timeout, in ticks.
+    pub election_timeout_min: u32,
+    /// Largest randomised election timeout, in ticks (inclusive).
+    pub election_timeout_max: u32,
+    /// A leader sends heartbeats every this many ticks.
+    pub heartbeat_ticks: u32,
+    /// Largest AppendEntries payload, in bytes; one entry is always sent even if larger.
+    pub max_msg_bytes: usize,
+    /// Most AppendEntries messages in flight to one follower while streaming.
+    pub max_inflight_msgs: usize,
+    /// Most entry bytes in flight to one follower while streaming.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_ticks: 2,
+            max_msg_bytes: 1 << 20,
+            max_inflight_msgs: 64,
+            max_inflight_bytes: 8 << 20,
+        }
+    }
+}
+
+impl CoreConfig {
+    /// Checks the settings and says precisely what is wrong.
+    ///
+    /// The election timeout must be at least twice the heartbeat interval: otherwise one
+    /// lost heartbeat is enough to start an election under a healthy leader.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let bad = |reason: String| Err(CoreError::InvalidConfig(reason));
+        if self.heartbeat_ticks == 0 {
+            return bad("heartbeat_ticks must be at least 1".into());
+        }
+        if self.election_timeout_min > self.election_timeout_max {
+            return bad(format!(
+                "election_timeout_min ({}) exceeds election_timeout_max ({})",
+                self.election_timeout_min, self.election_timeout_max
+            ));
+        }
+        if self.election_timeout_min < 2 * self.heartbeat_ticks {
+            return bad(format!(
+                "election_timeout_min ({} ticks) must be at least twice heartbeat_ticks ({})",
+                self.election_timeout_min, self.heartbeat_ticks
+            ));
+        }
+        if self.max_msg_bytes == 0 || self.max_inflight_msgs == 0 || self.max_inflight_bytes == 0 {
+            return bad("message and in-flight limits must be positive".into());
+        }
+        Ok(())
+    }
+}

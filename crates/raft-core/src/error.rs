@@ -1,0 +1,37 @@
+//! The core's errors.
+
+use crate::types::{Index, NodeId};
+
+/// What can go wrong when creating or driving a [`RaftCore`](crate::RaftCore).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    /// The configuration is unusable; the text says why.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The peer list is empty.
+    #[error("the peer list is empty")]
+    NoPeers,
+    /// The peer list names one peer twice.
+    #[error("the peer list names a peer twice")]
+    DuplicatePeer,
+    /// This node is not in its own peer list.
+    #[error("node {0} is not in the peer list")]
+    NotAMember(NodeId),
+    /// A message came from a node that is not a peer (or from this node itself).
+    #[error("message from unknown peer {0}")]
+    UnknownPeer(NodeId),
+    /// Only the leader accepts proposals; `leader` is a hint, if one is known.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The leader of the current term, when known.
+        leader: Option<NodeId>,
+    },
+    /// Restored entries are not contiguous.
+    #[error("corrupt log: expected index {expected}, found {found}")]
+    CorruptLog {
+        /// The index that should have come next.
+        expected: Index,
+        /// The index that did.
+        found: Index,
+    },
+}

@@ -1,0 +1,45 @@
+//! # raft-core
+//!
+//! The Raft consensus protocol (the extended paper's Figure 2) as a deterministic state
+//! machine. It performs no I/O, reads no clock, spawns no thread and draws randomness only
+//! from the generator its caller passes in. A driver feeds it events and carries out what
+//! it asks for:
+//!
+//! - inputs: [`RaftCore::tick`] (one unit of logical time), [`RaftCore::step`] (a message
+//!   arrived), [`RaftCore::propose`] (a client asks for agreement);
+//! - outputs: a [`Ready`] batch, taken with [`RaftCore::take_ready`]: state to persist,
+//!   messages to send, entries to apply, in that order.
+//!
+//! The same core runs under the deterministic simulator, the async runtime (`raft`
+//! crate), and any driver a user writes.
+//!
+//! ```
+//! use raft_core::{CoreConfig, RaftCore, RestoredState};
+//! use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
+//!
+//! let mut core = RaftCore::new(1, &[1], CoreConfig::default(), RestoredState::default(),
+//!     ChaCha8Rng::seed_from_u64(7)).unwrap();
+//! for _ in 0..20 { core.tick(); }
+//! assert!(core.is_leader()); // a one-node cluster elects itself
+//! let (index, _term) = core.propose(bytes::Bytes::from_static(b"x")).unwrap();
+//! let ready = core.take_ready();
+//! assert_eq!(ready.committed.last().map(|e| e.index), Some(index));
+//! ```
+
+mod config;
+mod core;
+mod error;
+mod log;
+mod message;
+mod progress;
+mod ready;
+mod types;
+
+pub use crate::config::CoreConfig;
+pub use crate::core::RaftCore;
+pub use crate::error::CoreError;
+pub use crate::log::RaftLog;
+pub use crate::message::{Envelope, Message, RejectHint};
+pub use crate::progress::{Progress, ProgressState};
+pub use crate::ready::Ready;
+pub use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, SnapshotMeta, Term};

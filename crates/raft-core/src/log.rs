@@ -1,0 +1,181 @@
+//! The in-memory view of the replicated log: entries after an optional snapshot point.
+
+use crate::types::{Entry, Index, SnapshotMeta, Term};
+
+/// The log as the core sees it. Entries before `snapshot.index` have been compacted away;
+/// only the index and term of the last compacted entry are kept, which is all the
+/// consistency check of AppendEntries needs.
+#[derive(Clone, Debug, Default)]
+pub struct RaftLog {
+    snapshot: SnapshotMeta,
+    entries: Vec<Entry>,
+}
+
+impl RaftLog {
+    /// A log that starts after `snapshot` and holds `entries`, which must be contiguous
+    /// and start at `snapshot.index + 1`.
+    pub fn new(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<Self, crate::CoreError> {
+        for (offset, e) in entries.iter().enumerate() {
+            if e.index != snapshot.index + 1 + offset as Index {
+                return Err(crate::CoreError::CorruptLog {
+                    expected: snapshot.index + 1 + offset as Index,
+                    found: e.index,
+                });
+            }
+        }
+        Ok(RaftLog { snapshot, entries })
+    }
+
+    /// The snapshot point: the last compacted entry (index 0 when nothing is compacted).
+    pub fn snapshot(&self) -> SnapshotMeta {
+        self.snapshot
+    }
+
+    /// Index of the first entry still held in memory.
+    pub fn first_index(&self) -> Index {
+        self.snapshot.index + 1
+    }
+
+    /// Index of the last entry (the snapshot index when the log is empty).
+    pub fn last_index(&self) -> Index {
+        self.snapshot.index + self.entries.len() as Index
+    }
+
+    /// Term of the last entry (the snapshot term when the log is empty).
+    pub fn last_term(&self) -> Term {
+        self.entries.last().map_or(self.snapshot.term, |e| e.term)
+    }
+
+    /// Term of the entry at `index`: `Some(0)` for index 0, the snapshot term at the
+    /// snapshot point, `None` when the index is compacted away or beyond the end.
+    pub fn term(&self, index: Index) -> Option<Term> {
+        if index == self.snapshot.index {
+            return Some(self.snapshot.term);
+        }
+        self.entry(index).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if it is held in memory.
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        if index <= self.snapshot.index {
+            return None;
+        }
+        self.entries.get((index - self.snapshot.index - 1) as usize)
+    }
+
+    /// Entries from `from` (inclusive) to `to` (inclusive), cut to the log's bounds.
+    pub fn slice(&self, from: Index, to: Index) -> &[Entry] {
+        let from = from.max(self.first_index());
+        let to = to.min(self.last_index());
+        if from > to {
+            return &[];
+        }
+        let base = self.snapshot.index + 1;
+        &self.entries[(from - base) as usize..=(to - base) as usize]
+    }
+
+    /// Entries from `from` on, at least one if there is one, then as many more as fit in
+    /// `max_bytes`.
+    pub fn slice_bytes(&self, from: Index, max_bytes: usize) -> &[Entry] {
+        let all = self.slice(from, self.last_index());
+        let mut bytes = 0;
+        let mut n = 0;
+        for e in all {
+            bytes += e.size();
+            if n > 0 && bytes > max_bytes {
+                break;
+            }
+            n += 1;
+        }
+        &all[..n]
+    }
+
+    /// The last index that holds an entry of `term`, if any.
+    pub fn last_index_of_term(&self, term: Term) -> Option<Index> {
+        // Terms never decrease along the log, so a binary search finds the boundary.
+        let pos = self.entries.partition_point(|e| e.term <= term);
+        if pos > 0 && self.entries[pos - 1].term == term {
+            return Some(self.entries[pos - 1].index);
+        }
+        if pos == 0 && self.snapshot.term == term && self.snapshot.index > 0 {
+            return Some(self.snapshot.index);
+        }
+        None
+    }
+
+    /// The first index that holds an entry of `term`, searching back from `index`.
+    pub fn first_index_of_term_before(&self, index: Index) -> Index {
+        let Some(term) = self.term(index) else {
+            return index;
+        };
+        let mut i = index;
+        while i > self.first_index() && self.term(i - 1) == Some(term) {
+            i -= 1;
+        }
+        i
+    }
+
+    /// Appends one entry, which must follow the last one.
+    pub fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last_index() + 1);
+        self.entries.push(entry);
+    }
+
+    /// Removes every entry at `index` and after.
+    pub fn truncate_from(&mut self, index: Index) {
+        if index <= self.snapshot.index {
+            self.entries.clear();
+            return;
+        }
+        let keep = (index - self.snapshot.index - 1) as usize;
+        self.entries.truncate(keep);
+    }
+
+    /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as
+    /// this one (§5.4.1): a later last term wins; with equal terms, the longer log.
+    pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn e(index: Index, term: Term) -> Entry {
+        Entry {
+            term,
+            index,
+            data: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn terms_and_bounds() {
+        let log = RaftLog::new(SnapshotMeta::default(), vec![e(1, 1), e(2, 1), e(3, 2)])
+            .expect("valid log");
+        assert_eq!(log.term(0), Some(0));
+        assert_eq!(log.term(3), Some(2));
+        assert_eq!(log.term(4), None);
+        assert_eq!(log.last_index_of_term(1), Some(2));
+        assert_eq!(log.last_index_of_term(3), None);
+        assert_eq!(log.first_index_of_term_before(2), 1);
+        assert_eq!(log.slice(2, 9).len(), 2);
+    }
+
+    #[test]
+    fn rejects_gaps() {
+        assert!(RaftLog::new(SnapshotMeta::default(), vec![e(1, 1), e(3, 1)]).is_err());
+    }
+
+    #[test]
+    fn up_to_date_rule() {
+        let log = RaftLog::new(SnapshotMeta::default(), vec![e(1, 1), e(2, 2)]).expect("valid");
+        assert!(log.is_up_to_date(1, 3));
+        assert!(log.is_up_to_date(2, 2));
+        assert!(!log.is_up_to_date(1, 2));
+        assert!(!log.is_up_to_date(5, 1));
+    }
+}

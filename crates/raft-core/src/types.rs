@@ -1,0 +1,71 @@
+//! The basic vocabulary of the protocol: ids, terms, indices, log entries and the
+//! state that must survive a crash.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Identifies one peer of the cluster. Any `u64` may be used; the runtime uses the
+/// peer's position in its peer list.
+pub type NodeId = u64;
+/// A Raft term (Figure 2: "latest term server has seen").
+pub type Term = u64;
+/// A log index. The first entry of a log has index 1; index 0 means "before the log".
+pub type Index = u64;
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created the entry.
+    pub term: Term,
+    /// The entry's position in the log, starting at 1.
+    pub index: Index,
+    /// The service's command. The core never looks inside it.
+    pub data: Bytes,
+}
+
+impl Entry {
+    /// Bytes this entry adds to a message or to storage, used for size limits.
+    pub fn size(&self) -> usize {
+        self.data.len() + 16
+    }
+}
+
+/// The part of Figure 2's persistent state that is not the log: current term and vote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// Latest term this server has seen.
+    pub term: Term,
+    /// The candidate voted for in `term`, if any.
+    pub vote: Option<NodeId>,
+}
+
+/// Where a snapshot ends: the last log entry it replaces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// Index of the last entry the snapshot covers (0 when there is none).
+    pub index: Index,
+    /// Term of that entry.
+    pub term: Term,
+}
+
+/// Everything a node's storage returns on restart: the state the core resumes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoredState {
+    /// Term and vote.
+    pub hard_state: HardState,
+    /// Where the persisted snapshot ends (default: no snapshot).
+    pub snapshot: SnapshotMeta,
+    /// The entries after the snapshot, contiguous and in order.
+    pub entries: Vec<Entry>,
+}
+
+/// The role a node plays in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Follows a leader, votes, and starts an election when it hears nothing.
+    Follower,
+    /// Asks for votes in its own term.
+    Candidate,
+    /// Replicates its log to everyone else.
+    Leader,
+}
