@@ -43,3 +43,4 @@ pub use crate::message::{Envelope, Message, RejectHint};
 pub use crate::progress::{Progress, ProgressState};
 pub use crate::ready::Ready;
 pub use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, SnapshotMeta, Term};
+pub use bytes::Bytes;

@@ -1,0 +1,112 @@
+//! The runtime's settings, in wall-clock units.
+
+use crate::RaftError;
+use raft_core::CoreConfig;
+use std::time::Duration;
+
+/// Settings of one Raft peer.
+///
+/// The defaults meet the classic constraints: a leader sends at most 10 heartbeats per
+/// second (one per 100 ms), and the election timeout (400–800 ms) lets a new leader
+/// emerge well within 5 seconds of losing the old one, even after a few split votes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Length of one logical tick of the protocol core.
+    pub tick: Duration,
+    /// Shortest randomised election timeout.
+    pub election_timeout_min: Duration,
+    /// Longest randomised election timeout.
+    pub election_timeout_max: Duration,
+    /// Interval between a leader's heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Largest AppendEntries payload in bytes (one entry is always sent whole).
+    pub max_msg_bytes: usize,
+    /// Most AppendEntries in flight to one follower.
+    pub max_inflight_msgs: usize,
+    /// Most entry bytes in flight to one follower.
+    pub max_inflight_bytes: usize,
+    /// The persisted Raft-state size above which a service should snapshot
+    /// (`MaxLogSize` in the project brief); `None` means never. Advisory: services read it.
+    pub max_log_size: Option<u64>,
+    /// Snapshot every this many applied entries (`SnapshotInterval`); `None` means never.
+    /// Advisory: services read it.
+    pub snapshot_interval: Option<u64>,
+    /// Seed of this peer's random election timeouts (mixed with its id).
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tick: Duration::from_millis(10),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+            heartbeat_interval: Duration::from_millis(100),
+            max_msg_bytes: 1 << 20,
+            max_inflight_msgs: 64,
+            max_inflight_bytes: 8 << 20,
+            max_log_size: None,
+            snapshot_interval: None,
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Converts to the core's tick-based settings, rejecting unusable values with a
+    /// message that names the problem.
+    pub fn core_config(&self) -> Result<CoreConfig, RaftError> {
+        if self.tick.is_zero() {
+            return Err(RaftError::InvalidConfig("tick must be positive".into()));
+        }
+        let ticks = |d: Duration| -> Result<u32, RaftError> {
+            let n = d.as_nanos() / self.tick.as_nanos();
+            u32::try_from(n).map_err(|_| RaftError::InvalidConfig(format!("{d:?} is too long")))
+        };
+        if self.election_timeout_min < 2 * self.heartbeat_interval {
+            return Err(RaftError::InvalidConfig(format!(
+                "election timeout ({:?}) must be at least twice the heartbeat interval ({:?})",
+                self.election_timeout_min, self.heartbeat_interval
+            )));
+        }
+        let core = CoreConfig {
+            election_timeout_min: ticks(self.election_timeout_min)?,
+            election_timeout_max: ticks(self.election_timeout_max)?,
+            heartbeat_ticks: ticks(self.heartbeat_interval)?,
+            max_msg_bytes: self.max_msg_bytes,
+            max_inflight_msgs: self.max_inflight_msgs,
+            max_inflight_bytes: self.max_inflight_bytes,
+        };
+        core.validate()?;
+        Ok(core)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_meets_the_heartbeat_limit() {
+        let core = Config::default().core_config().expect("valid default");
+        assert_eq!(core.heartbeat_ticks, 10);
+        assert!(Config::default().heartbeat_interval >= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn election_timeout_must_exceed_heartbeats() {
+        let cfg = Config {
+            election_timeout_min: Duration::from_millis(150),
+            ..Config::default()
+        };
+        assert!(matches!(
+            cfg.core_config(),
+            Err(RaftError::InvalidConfig(_))
+        ));
+        let cfg = Config {
+            tick: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(cfg.core_config().is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! # raft
+//!
+//! The Raft runtime. Each peer is one tokio task (an actor) that owns a
+//! [`raft_core::RaftCore`], turns ticks into time, moves messages through a
+//! [`Transport`], persists through a [`Storage`](raft_storage::Storage), and delivers
+//! committed commands to the service on its apply channel, in order, exactly once per
+//! incarnation (a restarted peer re-delivers from its snapshot, or from index 1).
+//!
+//! The service-facing API is the classic one:
+//!
+//! - [`Raft::new`] creates a peer from its peers, its own id, a storage, an apply channel,
+//!   a [`Config`] and a transport, and returns at once;
+//! - [`Raft::start`] starts agreement on a command and returns at once with its index and
+//!   term, or [`RaftError::NotLeader`];
+//! - [`Raft::state`] returns `(term, is_leader)`;
+//! - [`Raft::kill`] stops the peer.
+//!
+//! Nothing in this crate names a particular network: the tester plugs in the simulated
+//! `labrpc` network, and the server a TCP one.
+
+mod config;
+mod node;
+mod transport;
+
+pub use config::Config;
+pub use node::Raft;
+pub use raft_core::{Bytes, Envelope, Index, Message, NodeId, Term};
+pub use transport::Transport;
+
+/// What the peer delivers on its apply channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyMsg {
+    /// A committed command, to apply to the service's state.
+    Command {
+        /// Its log index.
+        index: Index,
+        /// The term it was proposed in.
+        term: Term,
+        /// The command as the service passed it to [`Raft::start`].
+        command: Bytes,
+    },
+}
+
+/// Errors of the public API.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// This peer is not the leader; `leader` is a hint when one is known.
+    #[error("not the leader (leader hint: {leader:?})")]
+    NotLeader {
+        /// The current leader, when known.
+        leader: Option<NodeId>,
+    },
+    /// The peer has been killed.
+    #[error("the peer has been killed")]
+    Killed,
+    /// The configuration is unusable; the text says why.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The peer list, or this peer's place in it, is invalid.
+    #[error("invalid peers: {0}")]
+    InvalidPeers(String),
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] raft_storage::StorageError),
+    /// The protocol core refused.
+    #[error(transparent)]
+    Core(raft_core::CoreError),
+}
+
+impl From<raft_core::CoreError> for RaftError {
+    fn from(e: raft_core::CoreError) -> Self {
+        use raft_core::CoreError as C;
+        match e {
+            C::NotLeader { leader } => RaftError::NotLeader { leader },
+            C::InvalidConfig(s) => RaftError::InvalidConfig(s),
+            C::NoPeers => RaftError::InvalidPeers("the peer list is empty".into()),
+            C::DuplicatePeer => RaftError::InvalidPeers("a peer is listed twice".into()),
+            C::NotAMember(id) => {
+                RaftError::InvalidPeers(format!("this peer's id {id} is not in the peer list"))
+            }
+            other => RaftError::Core(other),
+        }
+    }
+}
