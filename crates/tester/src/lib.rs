@@ -1,0 +1,28 @@
+//! # raft-tester
+//!
+//! The harness of the classic Raft test suite, rebuilt on the `raft` runtime and the
+//! `labrpc` simulated network, and the suite itself.
+//!
+//! - [`Cluster`] builds an n-peer cluster with in-memory storage and offers the classic
+//!   checks: one leader, terms, no leader, `n_committed`, `one`, `wait`, connect and
+//!   disconnect, crash and restart.
+//! - [`suite`] holds every scenario as an async function; the integration tests and the
+//!   `classic-suite` binary both run them.
+//! - [`run`] runs one scenario on a fresh tokio runtime, in virtual time by default
+//!   (tokio's paused clock: simulated seconds cost no wall time, everything is seeded and
+//!   reproducible), or against the wall clock when `RAFT_TEST_REALTIME=1`.
+//!
+//! Environment variables:
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `RAFT_TEST_REALTIME=1` | run against the wall clock on a multi-threaded runtime |
+//! | `RAFT_TEST_SEED=N` | the seed of every random choice (network, timeouts, tester) |
+//! | `RAFT_TEST_QUIET=1` | do not print the per-test lines |
+
+mod cluster;
+mod runner;
+pub mod suite;
+
+pub use cluster::{cmd, Cluster, Summary};
+pub use runner::{run, run_with, Mode, RunOptions, Scenario};

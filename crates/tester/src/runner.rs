@@ -1,0 +1,81 @@
+//! Running one scenario on a fresh runtime, in virtual or real time.
+
+use crate::cluster::Summary;
+use futures::future::BoxFuture;
+
+/// How time passes in a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// tokio's paused clock on one thread: time jumps ahead whenever every task waits,
+    /// and the run is a deterministic function of the seed.
+    Virtual,
+    /// The wall clock on a multi-threaded runtime, as a deployment would run.
+    RealTime,
+}
+
+/// What a scenario runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Virtual or real time.
+    pub mode: Mode,
+    /// Seed of the network, the peers' election timeouts and the tester's own choices.
+    pub seed: u64,
+    /// Suppress the per-test lines.
+    pub quiet: bool,
+}
+
+impl RunOptions {
+    /// Options from the environment (`RAFT_TEST_REALTIME`, `RAFT_TEST_SEED`,
+    /// `RAFT_TEST_QUIET`), with `default_seed` when no seed is given.
+    pub fn from_env(default_seed: u64) -> Self {
+        let flag = |name: &str| std::env::var(name).is_ok_and(|v| v == "1" || v == "true");
+        let seed = std::env::var("RAFT_TEST_SEED")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(default_seed);
+        RunOptions {
+            mode: if flag("RAFT_TEST_REALTIME") {
+                Mode::RealTime
+            } else {
+                Mode::Virtual
+            },
+            seed,
+            quiet: flag("RAFT_TEST_QUIET"),
+        }
+    }
+}
+
+/// A scenario of the suite: builds its own cluster, runs, returns its summary, and
+/// panics with a message on failure.
+pub type Scenario = fn(RunOptions) -> BoxFuture<'static, Summary>;
+
+/// Runs `scenario` with options from the environment; the seed defaults to a hash of
+/// `name`, so every test has its own fixed seed.
+pub fn run(name: &str, scenario: Scenario) -> Summary {
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    run_with(RunOptions::from_env(seed), scenario)
+}
+
+/// Runs `scenario` on a fresh runtime built for `opts.mode`.
+pub fn run_with(opts: RunOptions, scenario: Scenario) -> Summary {
+    let runtime = match opts.mode {
+        Mode::Virtual => tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build(),
+        Mode::RealTime => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a tokio runtime: {e}"),
+    };
+    let summary = runtime.block_on(scenario(opts));
+    // Zombie tasks of killed peers may still be sleeping; do not wait for them.
+    runtime.shutdown_background();
+    summary
+}

@@ -1,0 +1,3 @@
+pub(crate) fn tests() -> Vec<super::Test> {
+    Vec::new()
+}
