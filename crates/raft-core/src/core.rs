@@ -283,6 +283,10 @@ impl<R: RngCore> RaftCore<R> {
         }
     }
 
+    /// Steps down to follower, adopting `term` if it is newer. The election timer keeps
+    /// running: Figure 2 resets it only when a vote is granted or the current leader is
+    /// heard from. Resetting it on every higher term would let a candidate with a stale
+    /// log, which can never win, keep the up-to-date peers from ever campaigning.
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         if term > self.hard.term {
             self.set_hard(term, None);
@@ -291,7 +295,6 @@ impl<R: RngCore> RaftCore<R> {
         self.leader = leader;
         self.votes.clear();
         self.progress.clear();
-        self.reset_election_timer();
     }
 
     fn campaign(&mut self) {
@@ -498,6 +501,9 @@ impl<R: RngCore> RaftCore<R> {
             let Some(pr) = self.progress.get_mut(&peer) else {
                 continue;
             };
+            // Any AppendEntries resets the follower's election timer, so a follower that
+            // was just sent one, with the current commit index, needs no heartbeat.
+            let sent_recently = pr.sent_since_heartbeat && pr.commit_sent >= self.commit;
             match pr.state {
                 ProgressState::Probe => {
                     // The outstanding probe may have been lost: send a fresh one.
@@ -505,14 +511,15 @@ impl<R: RngCore> RaftCore<R> {
                     self.send_append(peer, true);
                 }
                 ProgressState::Replicate => {
-                    if !pr.inflight.is_empty() && !pr.acked_since_heartbeat {
+                    let stalled = !pr.inflight.is_empty() && !pr.acked_since_heartbeat;
+                    pr.acked_since_heartbeat = false;
+                    if stalled {
                         // Nothing acknowledged for a whole heartbeat interval: assume the
                         // stream broke, and probe from what is known to match.
                         let next = pr.matched + 1;
                         pr.become_probe(next);
                         self.send_append(peer, true);
-                    } else {
-                        pr.acked_since_heartbeat = false;
+                    } else if !sent_recently {
                         let at = if pr.inflight.is_empty() {
                             pr.next - 1
                         } else {
@@ -521,6 +528,10 @@ impl<R: RngCore> RaftCore<R> {
                         self.send_heartbeat(peer, at);
                     }
                 }
+            }
+            // What the heartbeat itself sent does not count for the next one.
+            if let Some(pr) = self.progress.get_mut(&peer) {
+                pr.sent_since_heartbeat = false;
             }
         }
     }
@@ -669,6 +680,12 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {
+        if let (Message::AppendEntries { leader_commit, .. }, Some(pr)) =
+            (&msg, self.progress.get_mut(&to))
+        {
+            pr.sent_since_heartbeat = true;
+            pr.commit_sent = pr.commit_sent.max(*leader_commit);
+        }
         self.outbox.push(Envelope {
             from: self.id,
             to,

@@ -30,6 +30,11 @@ pub struct Progress {
     pub inflight: VecDeque<(Index, usize)>,
     /// Whether any acknowledgement arrived since the last heartbeat tick.
     pub acked_since_heartbeat: bool,
+    /// Whether any AppendEntries went to the follower since the last heartbeat tick; if
+    /// so, it has heard from the leader recently enough and the heartbeat is skipped.
+    pub sent_since_heartbeat: bool,
+    /// The highest commit index sent to the follower.
+    pub commit_sent: Index,
 }
 
 impl Progress {
@@ -42,6 +47,8 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::new(),
             acked_since_heartbeat: false,
+            sent_since_heartbeat: false,
+            commit_sent: 0,
         }
     }
 

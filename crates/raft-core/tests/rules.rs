@@ -478,3 +478,42 @@ fn pipelining_does_not_resend_inflight_entries() {
         "each entry goes to the in-step follower exactly once"
     );
 }
+
+#[test]
+fn refused_stale_candidate_does_not_reset_election_timer() {
+    // Two identical followers (same seed); one is bothered half-way by a candidate with a
+    // higher term but a stale log. Both must campaign after the same number of ticks.
+    let log = || vec![entry(1, 1), entry(2, 1)];
+    let ticks_to_campaign = |bother: bool| {
+        let mut c = core_with(1, &[1, 2, 3], 1, None, log());
+        let mut ticks = 0;
+        while c.role() == Role::Follower {
+            if bother && ticks == 5 {
+                c.step(2, vote_req(3, 1, 1)).expect("step");
+                assert!(!granted(&only_reply(&mut c)));
+            }
+            c.tick();
+            ticks += 1;
+        }
+        ticks
+    };
+    assert_eq!(ticks_to_campaign(false), ticks_to_campaign(true));
+}
+
+#[test]
+fn granting_a_vote_resets_election_timer() {
+    let mut c = core(1);
+    let mut ticks = 0;
+    while c.role() == Role::Follower {
+        ticks += 1;
+        c.tick();
+    }
+    let undisturbed = ticks;
+    let mut c = core(1);
+    for _ in 0..undisturbed - 1 {
+        c.tick();
+    }
+    c.step(2, vote_req(1, 0, 0)).expect("step");
+    c.tick();
+    assert_eq!(c.role(), Role::Follower, "a vote was just granted");
+}

@@ -497,7 +497,7 @@ impl Cluster {
     /// Gets `command` committed by at least `expected` peers and returns its index: tries
     /// the connected peers in turn until one accepts, then waits up to 2 s for agreement,
     /// resubmitting if `retry`; fails after 10 s.
-    pub async fn one(&mut self, command: Bytes, expected: usize, retry: bool) -> Index {
+    pub async fn one(&self, command: Bytes, expected: usize, retry: bool) -> Index {
         let t0 = Instant::now();
         let mut next = 0;
         while t0.elapsed() < Duration::from_secs(10) {
@@ -588,5 +588,37 @@ async fn applier(
         let ms = created.elapsed().as_millis();
         s.events
             .push(format!("{ms:>8} apply p{i} index {index} term {term}"));
+    }
+}
+
+impl Cluster {
+    /// Bytes sent on the whole network since it was created.
+    pub fn total_bytes(&self) -> u64 {
+        self.net.total_bytes()
+    }
+}
+
+/// A read-only view of what the peers applied, for client tasks that run beside the
+/// test (the churn clients).
+#[derive(Clone)]
+pub struct CommittedView {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl CommittedView {
+    /// The command applied at `index` by any peer, if one has applied it. Peers never
+    /// disagree here: the appliers fail the test first.
+    pub fn value(&self, index: Index) -> Option<Bytes> {
+        let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        s.logs.iter().find_map(|log| log.get(&index).cloned())
+    }
+}
+
+impl Cluster {
+    /// A view of applied commands that can move into another task.
+    pub fn committed_view(&self) -> CommittedView {
+        CommittedView {
+            shared: self.shared.clone(),
+        }
     }
 }

@@ -25,4 +25,4 @@ mod runner;
 pub mod suite;
 
 pub use cluster::{cmd, Cluster, Summary};
-pub use runner::{run, run_with, Mode, RunOptions, Scenario};
+pub use runner::{block_on, run, run_with, Mode, RunOptions, Scenario};

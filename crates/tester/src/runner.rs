@@ -60,7 +60,14 @@ pub fn run(name: &str, scenario: Scenario) -> Summary {
 
 /// Runs `scenario` on a fresh runtime built for `opts.mode`.
 pub fn run_with(opts: RunOptions, scenario: Scenario) -> Summary {
-    let runtime = match opts.mode {
+    block_on(opts.mode, scenario(opts))
+}
+
+/// Runs any future to completion on a fresh runtime built for `mode`: one thread with a
+/// paused clock for [`Mode::Virtual`], two worker threads on the wall clock for
+/// [`Mode::RealTime`].
+pub fn block_on<F: std::future::Future>(mode: Mode, fut: F) -> F::Output {
+    let runtime = match mode {
         Mode::Virtual => tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -74,8 +81,8 @@ pub fn run_with(opts: RunOptions, scenario: Scenario) -> Summary {
         Ok(rt) => rt,
         Err(e) => panic!("cannot build a tokio runtime: {e}"),
     };
-    let summary = runtime.block_on(scenario(opts));
+    let out = runtime.block_on(fut);
     // Zombie tasks of killed peers may still be sleeping; do not wait for them.
     runtime.shutdown_background();
-    summary
+    out
 }

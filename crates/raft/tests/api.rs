@@ -1,0 +1,88 @@
+//! The public API: construction errors, a one-peer cluster, start/state/kill.
+
+use futures::future::BoxFuture;
+use raft::{ApplyMsg, Bytes, Config, Envelope, NodeId, Raft, RaftError, Transport};
+use raft_storage::MemStorage;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A transport to nowhere: every call goes unanswered.
+struct Nowhere;
+
+impl Transport for Nowhere {
+    fn call(&self, _to: NodeId, _msg: Envelope) -> BoxFuture<'static, Option<Envelope>> {
+        Box::pin(async { None })
+    }
+}
+
+fn make(peers: &[NodeId], me: NodeId, config: Config) -> Result<Raft, RaftError> {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    Raft::new(peers, me, MemStorage::new(), tx, config, Nowhere)
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_input_is_a_clear_error() {
+    let err = |r: Result<Raft, RaftError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err(make(&[], 0, Config::default())).contains("empty"));
+    assert!(err(make(&[0, 1, 2], 7, Config::default())).contains("not in the peer list"));
+    assert!(err(make(&[0, 1, 1], 0, Config::default())).contains("twice"));
+    let bad = Config {
+        election_timeout_min: Duration::from_millis(150),
+        ..Config::default()
+    };
+    assert!(err(make(&[0, 1, 2], 0, bad)).contains("at least twice the heartbeat"));
+    let bad = Config {
+        election_timeout_max: Duration::from_millis(300),
+        ..Config::default()
+    };
+    assert!(matches!(
+        make(&[0, 1, 2], 0, bad),
+        Err(RaftError::InvalidConfig(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn follower_refuses_start_and_killed_peer_says_so() {
+    let raft = make(&[0, 1, 2], 0, Config::default()).expect("valid");
+    assert_eq!(raft.state(), (0, false));
+    assert!(matches!(
+        raft.start(Bytes::from_static(b"x")).await,
+        Err(RaftError::NotLeader { .. })
+    ));
+    raft.kill();
+    assert!(raft.killed());
+    assert!(matches!(
+        raft.start(Bytes::from_static(b"x")).await,
+        Err(RaftError::Killed)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn single_peer_elects_itself_and_applies_in_order() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let storage = MemStorage::new();
+    let raft = Raft::new(&[0], 0, storage.clone(), tx, Config::default(), Nowhere).expect("valid");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (term, leader) = raft.state();
+    assert!(leader && term >= 1);
+    for i in 1..=3u64 {
+        let (index, t) = raft
+            .start(Bytes::from(vec![i as u8]))
+            .await
+            .expect("leader");
+        assert_eq!((index, t), (i, term));
+    }
+    for i in 1..=3u64 {
+        let msg = rx.recv().await.expect("applied");
+        assert_eq!(
+            msg,
+            ApplyMsg::Command {
+                index: i,
+                term,
+                command: Bytes::from(vec![i as u8])
+            }
+        );
+    }
+    assert_eq!(storage.len(), 3, "entries are persisted");
+    raft.kill();
+}
