@@ -18,6 +18,8 @@ pub struct CoreConfig {
     pub max_inflight_msgs: usize,
     /// Most entry bytes in flight to one follower while streaming.
     pub max_inflight_bytes: usize,
+    /// Size of the chunks a snapshot is sent in.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl Default for CoreConfig {
@@ -29,6 +31,7 @@ impl Default for CoreConfig {
             max_msg_bytes: 1 << 20,
             max_inflight_msgs: 64,
             max_inflight_bytes: 8 << 20,
+            snapshot_chunk_bytes: 256 << 10,
         }
     }
 }
@@ -55,7 +58,11 @@ impl CoreConfig {
                 self.election_timeout_min, self.heartbeat_ticks
             ));
         }
-        if self.max_msg_bytes == 0 || self.max_inflight_msgs == 0 || self.max_inflight_bytes == 0 {
+        if self.max_msg_bytes == 0
+            || self.max_inflight_msgs == 0
+            || self.max_inflight_bytes == 0
+            || self.snapshot_chunk_bytes == 0
+        {
             return bad("message and in-flight limits must be positive".into());
         }
         Ok(())

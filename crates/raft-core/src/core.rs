@@ -5,7 +5,9 @@ use crate::log::RaftLog;
 use crate::message::{Envelope, Message, RejectHint};
 use crate::progress::{Progress, ProgressState};
 use crate::ready::Ready;
-use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, Term};
+use crate::types::{
+    Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,
+};
 use crate::CoreError;
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -24,6 +26,8 @@ pub struct RaftCore<R: RngCore> {
     role: Role,
     leader: Option<NodeId>,
     log: RaftLog,
+    /// The data of the snapshot the log starts after (empty when there is none).
+    snapshot_data: Bytes,
     commit: Index,
     applied: Index,
 
@@ -38,7 +42,11 @@ pub struct RaftCore<R: RngCore> {
     stable_last: Index,
     pending_truncate: Option<Index>,
     pending_entries: Vec<Entry>,
+    pending_snapshot: Option<Snapshot>,
+    pending_restore: Option<Snapshot>,
     outbox: Vec<Envelope>,
+    /// A snapshot being received from the leader, chunk by chunk.
+    incoming: Option<(SnapshotMeta, Vec<u8>)>,
 }
 
 impl<R: RngCore> RaftCore<R> {
@@ -64,6 +72,11 @@ impl<R: RngCore> RaftCore<R> {
         }
         let snapshot = restored.snapshot;
         let log = RaftLog::new(snapshot, restored.entries)?;
+        // A restarted service first gets its snapshot back, then only later entries.
+        let pending_restore = (snapshot.index > 0).then(|| Snapshot {
+            meta: snapshot,
+            data: restored.snapshot_data.clone(),
+        });
         let stable_last = log.last_index();
         let mut core = RaftCore {
             id,
@@ -74,6 +87,7 @@ impl<R: RngCore> RaftCore<R> {
             role: Role::Follower,
             leader: None,
             log,
+            snapshot_data: restored.snapshot_data,
             commit: snapshot.index,
             applied: snapshot.index,
             election_elapsed: 0,
@@ -85,7 +99,10 @@ impl<R: RngCore> RaftCore<R> {
             stable_last,
             pending_truncate: None,
             pending_entries: Vec::new(),
+            pending_snapshot: None,
+            pending_restore,
             outbox: Vec::new(),
+            incoming: None,
         };
         core.reset_election_timer();
         Ok(core)
@@ -183,6 +200,39 @@ impl<R: RngCore> RaftCore<R> {
         Ok(at)
     }
 
+    /// The service has captured its state through `index` in `data`: the log up to
+    /// `index` is discarded (its last term kept) and the snapshot is persisted in the next
+    /// [`Ready`]. `index` must not exceed what was handed over for applying; a snapshot
+    /// at or before the current one changes nothing.
+    pub fn compact(&mut self, index: Index, data: Bytes) -> Result<(), CoreError> {
+        if index > self.applied {
+            return Err(CoreError::SnapshotBeyondApplied {
+                index,
+                applied: self.applied,
+            });
+        }
+        if index <= self.log.snapshot().index {
+            return Ok(());
+        }
+        self.log.compact_to(index);
+        self.pending_entries.retain(|e| e.index > index);
+        self.stable_last = self.stable_last.max(index);
+        self.snapshot_data = data.clone();
+        self.pending_snapshot = Some(Snapshot {
+            meta: self.log.snapshot(),
+            data,
+        });
+        Ok(())
+    }
+
+    /// The snapshot the log starts after: its end and its data.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            meta: self.log.snapshot(),
+            data: self.snapshot_data.clone(),
+        }
+    }
+
     /// A message arrived from `from`.
     pub fn step(&mut self, from: NodeId, msg: Message) -> Result<(), CoreError> {
         if from == self.id || !self.peers.contains(&from) {
@@ -221,6 +271,19 @@ impl<R: RngCore> RaftCore<R> {
                 index,
                 reject,
             } => self.on_append_response(from, term, index, reject),
+            Message::InstallSnapshot {
+                term,
+                meta,
+                offset,
+                data,
+                done,
+            } => self.on_install_snapshot(from, term, meta, offset, data, done),
+            Message::InstallSnapshotResponse {
+                term,
+                meta,
+                next_offset,
+                installed,
+            } => self.on_install_snapshot_response(from, term, meta, next_offset, installed),
         }
         Ok(())
     }
@@ -231,6 +294,8 @@ impl<R: RngCore> RaftCore<R> {
             || self.pending_truncate.is_some()
             || !self.pending_entries.is_empty()
             || !self.outbox.is_empty()
+            || self.pending_snapshot.is_some()
+            || self.pending_restore.is_some()
             || self.applied < self.commit
     }
 
@@ -245,13 +310,16 @@ impl<R: RngCore> RaftCore<R> {
         };
         let entries = std::mem::take(&mut self.pending_entries);
         self.stable_last = self.log.last_index();
+        let restore = self.pending_restore.take();
         let committed = self.log.slice(self.applied + 1, self.commit).to_vec();
         self.applied = self.applied.max(committed.last().map_or(0, |e| e.index));
         Ready {
             hard_state,
             truncate_from: self.pending_truncate.take(),
             entries,
+            snapshot: self.pending_snapshot.take(),
             messages: std::mem::take(&mut self.outbox),
+            restore,
             committed,
         }
     }
@@ -505,8 +573,8 @@ impl<R: RngCore> RaftCore<R> {
             // was just sent one, with the current commit index, needs no heartbeat.
             let sent_recently = pr.sent_since_heartbeat && pr.commit_sent >= self.commit;
             match pr.state {
-                ProgressState::Probe => {
-                    // The outstanding probe may have been lost: send a fresh one.
+                ProgressState::Probe | ProgressState::Snapshot { .. } => {
+                    // The outstanding probe or chunk may have been lost: send it again.
                     pr.probe_sent = false;
                     self.send_append(peer, true);
                 }
@@ -525,7 +593,14 @@ impl<R: RngCore> RaftCore<R> {
                         } else {
                             pr.matched
                         };
-                        self.send_heartbeat(peer, at);
+                        if at < self.log.snapshot().index {
+                            // What the follower needs is compacted away: send the snapshot.
+                            let index = self.log.snapshot().index;
+                            pr.become_snapshot(index);
+                            self.send_append(peer, true);
+                        } else {
+                            self.send_heartbeat(peer, at);
+                        }
                     }
                 }
             }
@@ -559,6 +634,10 @@ impl<R: RngCore> RaftCore<R> {
             };
             let next = pr.next;
             match pr.state {
+                ProgressState::Snapshot { .. } => {
+                    self.send_snapshot_chunk(peer);
+                    return;
+                }
                 ProgressState::Probe if pr.probe_sent => return,
                 ProgressState::Replicate
                     if pr.inflight.len() >= self.cfg.max_inflight_msgs
@@ -574,8 +653,12 @@ impl<R: RngCore> RaftCore<R> {
             }
             let prev_index = next - 1;
             let Some(prev_term) = self.log.term(prev_index) else {
-                // The entries this follower needs were compacted: a snapshot is needed,
-                // which arrives with log compaction.
+                // The entries this follower needs were compacted: send the snapshot.
+                let index = self.log.snapshot().index;
+                if let Some(pr) = self.progress.get_mut(&peer) {
+                    pr.become_snapshot(index);
+                }
+                self.send_snapshot_chunk(peer);
                 return;
             };
             let entries = self.log.slice_bytes(next, self.cfg.max_msg_bytes).to_vec();
@@ -585,7 +668,7 @@ impl<R: RngCore> RaftCore<R> {
                 return;
             };
             match pr.state {
-                ProgressState::Probe => pr.probe_sent = true,
+                ProgressState::Probe | ProgressState::Snapshot { .. } => pr.probe_sent = true,
                 ProgressState::Replicate => {
                     if !entries.is_empty() {
                         pr.inflight.push_back((last, bytes));
@@ -627,7 +710,7 @@ impl<R: RngCore> RaftCore<R> {
         match reject {
             None => {
                 let advanced = pr.ack(index);
-                if pr.state == ProgressState::Probe {
+                if pr.state != ProgressState::Replicate {
                     pr.become_replicate();
                 }
                 if advanced {
@@ -636,8 +719,9 @@ impl<R: RngCore> RaftCore<R> {
                 self.send_append(from, false);
             }
             Some(hint) => {
-                // A rejection of anything already known to match is stale: ignore it.
-                if index < pr.matched {
+                // A rejection of anything already known to match is stale: ignore it, as
+                // any rejection while a snapshot is on its way.
+                if index < pr.matched || matches!(pr.state, ProgressState::Snapshot { .. }) {
                     return;
                 }
                 if pr.state == ProgressState::Probe && index + 1 != pr.next {
@@ -660,6 +744,165 @@ impl<R: RngCore> RaftCore<R> {
                 self.send_append(from, true);
             }
         }
+    }
+
+    fn send_snapshot_chunk(&mut self, peer: NodeId) {
+        let meta = self.log.snapshot();
+        let len = self.snapshot_data.len() as u64;
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        let offset = match pr.state {
+            // A newer snapshot replaces the one being sent: start it from the beginning.
+            ProgressState::Snapshot { index, offset } if index == meta.index => offset.min(len),
+            _ => {
+                pr.become_snapshot(meta.index);
+                0
+            }
+        };
+        if pr.probe_sent {
+            return;
+        }
+        pr.probe_sent = true;
+        let end = (offset + self.cfg.snapshot_chunk_bytes as u64).min(len);
+        let data = self.snapshot_data.slice(offset as usize..end as usize);
+        let msg = Message::InstallSnapshot {
+            term: self.hard.term,
+            meta,
+            offset,
+            data,
+            done: end == len,
+        };
+        self.send(peer, msg);
+    }
+
+    fn on_install_snapshot_response(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        meta: SnapshotMeta,
+        next_offset: u64,
+        installed: bool,
+    ) {
+        if self.role != Role::Leader || term != self.hard.term {
+            return;
+        }
+        let Some(pr) = self.progress.get_mut(&from) else {
+            return;
+        };
+        pr.acked_since_heartbeat = true;
+        if installed {
+            let advanced = pr.ack(meta.index);
+            if matches!(pr.state, ProgressState::Snapshot { .. }) {
+                pr.become_replicate();
+            }
+            if advanced {
+                self.maybe_commit();
+            }
+            self.send_append(from, false);
+            return;
+        }
+        match pr.state {
+            ProgressState::Snapshot { index, .. } if index == meta.index => {
+                // Resume wherever the follower says it is.
+                pr.state = ProgressState::Snapshot {
+                    index,
+                    offset: next_offset,
+                };
+                pr.probe_sent = false;
+                self.send_snapshot_chunk(from);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_install_snapshot(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Bytes,
+        done: bool,
+    ) {
+        let reply = |core: &mut Self, next_offset: u64, installed: bool| {
+            let term = core.hard.term;
+            core.send(
+                from,
+                Message::InstallSnapshotResponse {
+                    term,
+                    meta,
+                    next_offset,
+                    installed,
+                },
+            );
+        };
+        if term < self.hard.term {
+            reply(self, 0, false);
+            return;
+        }
+        if self.role != Role::Follower {
+            self.become_follower(term, Some(from));
+        }
+        self.leader = Some(from);
+        self.election_elapsed = 0;
+
+        // Everything in a snapshot at or before our commit index is already here: a stale
+        // or duplicated snapshot must never roll the service back.
+        #[cfg(not(feature = "bug-install-stale-snapshot"))]
+        if meta.index <= self.commit {
+            self.incoming = None;
+            reply(self, offset + data.len() as u64, true);
+            return;
+        }
+        let expected = match &self.incoming {
+            Some((m, buf)) if *m == meta => buf.len() as u64,
+            _ => 0,
+        };
+        if offset != expected {
+            // A lost or reordered chunk: tell the leader where to resume.
+            reply(self, expected, false);
+            return;
+        }
+        let buf = match &mut self.incoming {
+            Some((m, buf)) if *m == meta => buf,
+            _ => &mut self.incoming.insert((meta, Vec::new())).1,
+        };
+        buf.extend_from_slice(&data);
+        let received = buf.len() as u64;
+        if !done {
+            reply(self, received, false);
+            return;
+        }
+        let data = match self.incoming.take() {
+            Some((_, buf)) => Bytes::from(buf),
+            None => Bytes::new(),
+        };
+        self.install_snapshot(Snapshot { meta, data });
+        reply(self, received, true);
+    }
+
+    /// Replaces the log's prefix (or all of it) with a snapshot from the leader, and
+    /// arranges for it to be persisted and handed to the service.
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let meta = snapshot.meta;
+        let kept_suffix = self.log.term(meta.index) == Some(meta.term);
+        self.log.install(meta);
+        if kept_suffix {
+            self.pending_entries.retain(|e| e.index > meta.index);
+        } else {
+            // Nothing of the old log survives, in memory or in storage.
+            self.pending_entries.clear();
+            self.pending_truncate = Some(meta.index + 1);
+        }
+        self.stable_last = self.stable_last.max(meta.index).min(self.log.last_index());
+        self.snapshot_data = snapshot.data.clone();
+        self.commit = self.commit.max(meta.index);
+        if meta.index > self.applied {
+            self.applied = meta.index;
+            self.pending_restore = Some(snapshot.clone());
+        }
+        self.pending_snapshot = Some(snapshot);
     }
 
     fn maybe_commit(&mut self) {

@@ -26,6 +26,14 @@ pub enum CoreError {
         /// The leader of the current term, when known.
         leader: Option<NodeId>,
     },
+    /// The service asked to snapshot past what it has been given to apply.
+    #[error("cannot snapshot at index {index}: only {applied} has been applied")]
+    SnapshotBeyondApplied {
+        /// The requested snapshot index.
+        index: Index,
+        /// The highest index handed over for applying.
+        applied: Index,
+    },
     /// Restored entries are not contiguous.
     #[error("corrupt log: expected index {expected}, found {found}")]
     CorruptLog {

@@ -42,5 +42,7 @@ pub use crate::log::RaftLog;
 pub use crate::message::{Envelope, Message, RejectHint};
 pub use crate::progress::{Progress, ProgressState};
 pub use crate::ready::Ready;
-pub use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, SnapshotMeta, Term};
+pub use crate::types::{
+    Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,
+};
 pub use bytes::Bytes;

@@ -131,6 +131,32 @@ impl RaftLog {
         self.entries.truncate(keep);
     }
 
+    /// Discards entries through `index` (which must be held), remembering its term.
+    pub fn compact_to(&mut self, index: Index) {
+        let Some(term) = self.term(index) else {
+            return;
+        };
+        if index <= self.snapshot.index {
+            return;
+        }
+        let n = (index - self.snapshot.index) as usize;
+        self.entries.drain(..n);
+        self.snapshot = SnapshotMeta { index, term };
+    }
+
+    /// Makes `snapshot` the new start of the log: entries after it are kept if the log
+    /// holds the snapshot's last entry with the same term (they agree with it), otherwise
+    /// the whole log is discarded.
+    pub fn install(&mut self, snapshot: SnapshotMeta) {
+        if self.term(snapshot.index) == Some(snapshot.term) && snapshot.index >= self.snapshot.index
+        {
+            self.compact_to(snapshot.index);
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot = snapshot;
+    }
+
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as
     /// this one (§5.4.1): a later last term wins; with equal terms, the longer log.
     pub fn is_up_to_date(&self, last_index: Index, last_term: Term) -> bool {

@@ -1,6 +1,7 @@
 //! The messages peers exchange (Figure 2's RPCs, each split into request and response).
 
-use crate::types::{Entry, Index, NodeId, Term};
+use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A message with its sender and receiver.
@@ -70,6 +71,31 @@ pub enum Message {
         /// `None` on success; the back-up hint on rejection.
         reject: Option<RejectHint>,
     },
+    /// The leader sends one chunk of its snapshot to a follower that needs entries the
+    /// leader has compacted away.
+    InstallSnapshot {
+        /// The leader's term.
+        term: Term,
+        /// The entry the snapshot ends with.
+        meta: SnapshotMeta,
+        /// Where this chunk starts in the snapshot's data.
+        offset: u64,
+        /// The chunk.
+        data: Bytes,
+        /// True for the last chunk.
+        done: bool,
+    },
+    /// The answer to `InstallSnapshot`.
+    InstallSnapshotResponse {
+        /// The follower's current term.
+        term: Term,
+        /// The snapshot this answers for.
+        meta: SnapshotMeta,
+        /// The offset the follower expects next (the whole length once installed).
+        next_offset: u64,
+        /// True once the follower holds the snapshot (or already had everything in it).
+        installed: bool,
+    },
 }
 
 impl Message {
@@ -79,7 +105,9 @@ impl Message {
             Message::RequestVote { term, .. }
             | Message::RequestVoteResponse { term, .. }
             | Message::AppendEntries { term, .. }
-            | Message::AppendEntriesResponse { term, .. } => *term,
+            | Message::AppendEntriesResponse { term, .. }
+            | Message::InstallSnapshot { term, .. }
+            | Message::InstallSnapshotResponse { term, .. } => *term,
         }
     }
 
@@ -87,7 +115,9 @@ impl Message {
     pub fn is_response(&self) -> bool {
         matches!(
             self,
-            Message::RequestVoteResponse { .. } | Message::AppendEntriesResponse { .. }
+            Message::RequestVoteResponse { .. }
+                | Message::AppendEntriesResponse { .. }
+                | Message::InstallSnapshotResponse { .. }
         )
     }
 }

@@ -12,6 +12,14 @@ pub enum ProgressState {
     /// The follower is in step: new entries stream to it without waiting for replies,
     /// within the in-flight limits.
     Replicate,
+    /// The follower needs entries the leader has compacted: the leader's snapshot goes to
+    /// it chunk by chunk, one chunk in flight.
+    Snapshot {
+        /// The snapshot being sent (a newer one restarts the transfer).
+        index: Index,
+        /// Offset of the next chunk to send.
+        offset: u64,
+    },
 }
 
 /// Replication progress of one follower (Figure 2's `nextIndex` and `matchIndex`, plus
@@ -56,6 +64,13 @@ impl Progress {
     pub fn become_probe(&mut self, next: Index) {
         self.state = ProgressState::Probe;
         self.next = next.max(self.matched + 1);
+        self.probe_sent = false;
+        self.inflight.clear();
+    }
+
+    /// Starts sending the snapshot that ends at `index`, from its first byte.
+    pub fn become_snapshot(&mut self, index: Index) {
+        self.state = ProgressState::Snapshot { index, offset: 0 };
         self.probe_sent = false;
         self.inflight.clear();
     }

@@ -1,15 +1,19 @@
 //! The batch of work the core hands its driver.
 
 use crate::message::Envelope;
-use crate::types::{Entry, HardState, Index};
+use crate::types::{Entry, HardState, Index, Snapshot};
 
 /// Everything the core asks its driver to do, in the order it must be done:
 ///
-/// 1. **Persist** `hard_state` (if any), then remove entries from `truncate_from` on (if
-///    any), then append `entries`. This must be durable before step 2.
+/// 1. **Persist** `hard_state` (if any), then `snapshot` (if any: it replaces the stored
+///    snapshot; stored entries are kept after it only if the stored log holds the
+///    snapshot's last index with the same term, otherwise all are dropped), then remove
+///    entries from `truncate_from` on (if any), then append `entries`. All of it is one
+///    atomic write, durable before step 2.
 /// 2. **Send** `messages`. Votes and acknowledgements in them promise that step 1 is
 ///    durable; sending them earlier breaks Raft's safety after a crash.
-/// 3. **Apply** `committed`, in order, to the state machine.
+/// 3. **Apply**: first `restore` (if any), a snapshot the service must load in place of
+///    its state, then `committed`, in order.
 ///
 /// A driver that follows this order, one `Ready` at a time, is correct.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,8 +25,13 @@ pub struct Ready {
     pub truncate_from: Option<Index>,
     /// New entries to append to storage, contiguous and in order.
     pub entries: Vec<Entry>,
+    /// A snapshot to persist with the log compaction it implies.
+    pub snapshot: Option<Snapshot>,
     /// Messages to send, once the above is durable.
     pub messages: Vec<Envelope>,
+    /// A snapshot the service must load before applying `committed` (one received from
+    /// the leader, or the persisted one on restart).
+    pub restore: Option<Snapshot>,
     /// Entries newly committed, to apply in order.
     pub committed: Vec<Entry>,
 }
@@ -33,6 +42,8 @@ impl Ready {
         self.hard_state.is_none()
             && self.truncate_from.is_none()
             && self.entries.is_empty()
+            && self.snapshot.is_none()
+            && self.restore.is_none()
             && self.messages.is_empty()
             && self.committed.is_empty()
     }

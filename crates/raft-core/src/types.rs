@@ -48,6 +48,15 @@ pub struct SnapshotMeta {
     pub term: Term,
 }
 
+/// A snapshot of the service's state through `meta.index`, as opaque bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last log entry the snapshot replaces.
+    pub meta: SnapshotMeta,
+    /// The service's state, as the service encoded it.
+    pub data: Bytes,
+}
+
 /// Everything a node's storage returns on restart: the state the core resumes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RestoredState {
@@ -55,6 +64,8 @@ pub struct RestoredState {
     pub hard_state: HardState,
     /// Where the persisted snapshot ends (default: no snapshot).
     pub snapshot: SnapshotMeta,
+    /// The persisted snapshot's data (empty when there is none).
+    pub snapshot_data: Bytes,
     /// The entries after the snapshot, contiguous and in order.
     pub entries: Vec<Entry>,
 }

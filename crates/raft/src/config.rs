@@ -25,6 +25,8 @@ pub struct Config {
     pub max_inflight_msgs: usize,
     /// Most entry bytes in flight to one follower.
     pub max_inflight_bytes: usize,
+    /// Size of the chunks a snapshot is sent to a lagging follower in.
+    pub snapshot_chunk_bytes: usize,
     /// The persisted Raft-state size above which a service should snapshot
     /// (`MaxLogSize` in the project brief); `None` means never. Advisory: services read it.
     pub max_log_size: Option<u64>,
@@ -45,6 +47,7 @@ impl Default for Config {
             max_msg_bytes: 1 << 20,
             max_inflight_msgs: 64,
             max_inflight_bytes: 8 << 20,
+            snapshot_chunk_bytes: 256 << 10,
             max_log_size: None,
             snapshot_interval: None,
             seed: 0,
@@ -76,6 +79,7 @@ impl Config {
             max_msg_bytes: self.max_msg_bytes,
             max_inflight_msgs: self.max_inflight_msgs,
             max_inflight_bytes: self.max_inflight_bytes,
+            snapshot_chunk_bytes: self.snapshot_chunk_bytes,
         };
         core.validate()?;
         Ok(core)

@@ -13,7 +13,10 @@
 //! - [`Raft::start`] starts agreement on a command and returns at once with its index and
 //!   term, or [`RaftError::NotLeader`];
 //! - [`Raft::state`] returns `(term, is_leader)`;
-//! - [`Raft::kill`] stops the peer.
+//! - [`Raft::kill`] stops the peer;
+//! - [`Raft::snapshot`] tells the peer that the service's state through an index is
+//!   captured in a snapshot, so the log before it can be discarded;
+//!   [`Raft::raft_state_size`] says how large the persisted log has grown.
 //!
 //! Nothing in this crate names a particular network: the tester plugs in the simulated
 //! `labrpc` network, and the server a TCP one.
@@ -39,6 +42,17 @@ pub enum ApplyMsg {
         /// The command as the service passed it to [`Raft::start`].
         command: Bytes,
     },
+    /// A snapshot the service must load in place of its current state: received from the
+    /// leader, or the persisted one when a peer restarts. Commands that follow continue
+    /// from `index + 1`.
+    Snapshot {
+        /// The last log index the snapshot covers.
+        index: Index,
+        /// The term of that entry.
+        term: Term,
+        /// The service's state, as it passed it to [`Raft::snapshot`].
+        data: Bytes,
+    },
 }
 
 /// Errors of the public API.
@@ -62,6 +76,14 @@ pub enum RaftError {
     /// The storage failed.
     #[error(transparent)]
     Storage(#[from] raft_storage::StorageError),
+    /// The service asked to snapshot past what it has applied.
+    #[error("cannot snapshot at index {index}: only {applied} has been applied")]
+    SnapshotBeyondApplied {
+        /// The requested index.
+        index: Index,
+        /// The highest index delivered on the apply channel.
+        applied: Index,
+    },
     /// The protocol core refused.
     #[error(transparent)]
     Core(raft_core::CoreError),
@@ -77,6 +99,9 @@ impl From<raft_core::CoreError> for RaftError {
             C::DuplicatePeer => RaftError::InvalidPeers("a peer is listed twice".into()),
             C::NotAMember(id) => {
                 RaftError::InvalidPeers(format!("this peer's id {id} is not in the peer list"))
+            }
+            C::SnapshotBeyondApplied { index, applied } => {
+                RaftError::SnapshotBeyondApplied { index, applied }
             }
             other => RaftError::Core(other),
         }

@@ -1,7 +1,7 @@
 //! The node actor: one task owns the core; everything reaches it through a channel.
 
 use crate::{ApplyMsg, Config, RaftError, Transport};
-use raft_core::{Bytes, Envelope, Index, Message, NodeId, RaftCore, Ready, Term};
+use raft_core::{Bytes, Envelope, Index, NodeId, RaftCore, Ready, Term};
 use raft_storage::{Storage, WriteBatch};
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::{BTreeMap, VecDeque};
@@ -14,6 +14,7 @@ type ReplyTx = oneshot::Sender<Option<Envelope>>;
 
 enum Command {
     Propose(Bytes, oneshot::Sender<Result<(Index, Term), RaftError>>),
+    Snapshot(Index, Bytes, oneshot::Sender<Result<(), RaftError>>),
     /// A message from another peer; requests carry the slot for their response.
     Step(Envelope, Option<ReplyTx>),
     Kill,
@@ -24,6 +25,7 @@ enum Command {
 struct Published {
     /// `term << 1 | is_leader`, in one word so that readers never see a torn pair.
     term_and_role: AtomicU64,
+    raft_state_size: AtomicU64,
     killed: AtomicBool,
 }
 
@@ -56,6 +58,9 @@ impl Raft {
         let core = RaftCore::new(me, peers, core_cfg, restored, rng)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let published = Arc::new(Published::default());
+        published
+            .raft_state_size
+            .store(storage.raft_state_size(), Ordering::Release);
         let actor = Actor {
             core,
             storage,
@@ -91,6 +96,24 @@ impl Raft {
     pub fn state(&self) -> (Term, bool) {
         let word = self.published.term_and_role.load(Ordering::Acquire);
         (word >> 1, word & 1 == 1)
+    }
+
+    /// Tells the peer that `data` captures the service's state through `index` (which the
+    /// service has applied). The log up to `index` is discarded and the snapshot persisted
+    /// with what remains, atomically; the call returns once the peer has taken it over,
+    /// without waiting for the write. A snapshot older than the current one is ignored.
+    pub async fn snapshot(&self, index: Index, data: Bytes) -> Result<(), RaftError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Snapshot(index, data, tx))
+            .map_err(|_| RaftError::Killed)?;
+        rx.await.map_err(|_| RaftError::Killed)?
+    }
+
+    /// Bytes of persisted Raft state (term, vote and log, not the snapshot), as of the
+    /// last write: what a service compares with its `maxraftstate`.
+    pub fn raft_state_size(&self) -> u64 {
+        self.published.raft_state_size.load(Ordering::Acquire)
     }
 
     /// Hands a request from another peer to this one and returns the response to send
@@ -175,6 +198,9 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             Command::Propose(data, reply) => {
                 let _ = reply.send(self.core.propose(data).map_err(RaftError::from));
             }
+            Command::Snapshot(index, data, reply) => {
+                let _ = reply.send(self.core.compact(index, data).map_err(RaftError::from));
+            }
             Command::Step(env, reply) => {
                 let from = env.from;
                 let is_request = !env.msg.is_response();
@@ -200,11 +226,15 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         // 1. Persist before anything that depends on it leaves the node.
         let batch = WriteBatch {
             hard_state: ready.hard_state,
+            snapshot: ready.snapshot.as_ref(),
             truncate_from: ready.truncate_from,
             entries: &ready.entries,
         };
         if !batch.is_empty() {
             self.storage.write(batch)?;
+            self.published
+                .raft_state_size
+                .store(self.storage.raft_state_size(), Ordering::Release);
         }
         // 2. Send: responses answer pending requests; requests become calls.
         for env in ready.messages {
@@ -217,7 +247,17 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 self.call(env);
             }
         }
-        // 3. Apply.
+        // 3. Apply: a snapshot first, then the entries after it.
+        if let Some(snap) = ready.restore {
+            let msg = ApplyMsg::Snapshot {
+                index: snap.meta.index,
+                term: snap.meta.term,
+                data: snap.data,
+            };
+            if self.apply_tx.send(msg).is_err() {
+                tracing::debug!(peer = self.core.id(), "apply channel closed");
+            }
+        }
         for entry in ready.committed {
             let msg = ApplyMsg::Command {
                 index: entry.index,
@@ -249,7 +289,3 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         self.published.term_and_role.store(word, Ordering::Release);
     }
 }
-
-// Keeps `Message` in the public vocabulary of this module's docs.
-#[allow(dead_code)]
-fn _doc_link(_: Message) {}

@@ -14,14 +14,18 @@ mod mem;
 
 pub use mem::MemStorage;
 
-use raft_core::{Entry, HardState, Index, RestoredState};
+use raft_core::{Entry, HardState, Index, RestoredState, Snapshot};
 
-/// One atomic unit of persistent change, applied in field order: hard state, then the
-/// truncation, then the appended entries.
+/// One atomic unit of persistent change, applied in field order: hard state, snapshot,
+/// truncation, appended entries.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WriteBatch<'a> {
     /// New term and vote, if they changed.
     pub hard_state: Option<HardState>,
+    /// A new snapshot. It replaces the stored one; stored entries after its last index are
+    /// kept if the stored log holds that index with the snapshot's term, and otherwise
+    /// every stored entry is dropped.
+    pub snapshot: Option<&'a Snapshot>,
     /// Remove entries at this index and after.
     pub truncate_from: Option<Index>,
     /// Entries to append after the truncation, contiguous and in order.
@@ -31,7 +35,10 @@ pub struct WriteBatch<'a> {
 impl WriteBatch<'_> {
     /// True when the batch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.hard_state.is_none() && self.truncate_from.is_none() && self.entries.is_empty()
+        self.hard_state.is_none()
+            && self.snapshot.is_none()
+            && self.truncate_from.is_none()
+            && self.entries.is_empty()
     }
 }
 
@@ -61,4 +68,6 @@ pub trait Storage: Send + 'static {
     /// Size in bytes of the persisted Raft state (hard state and log, not the snapshot),
     /// so that a service can decide when to snapshot.
     fn raft_state_size(&self) -> u64;
+    /// Size in bytes of the persisted snapshot's data.
+    fn snapshot_size(&self) -> u64;
 }

@@ -1,7 +1,7 @@
 //! The in-memory storage used by the tests.
 
 use crate::{Storage, StorageError, WriteBatch};
-use raft_core::{Entry, HardState, RestoredState, SnapshotMeta};
+use raft_core::{Bytes, Entry, HardState, RestoredState, SnapshotMeta};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes the hard state occupies in [`Storage::raft_state_size`].
@@ -11,6 +11,7 @@ const HARD_STATE_SIZE: u64 = 17;
 struct Inner {
     hard_state: HardState,
     snapshot: SnapshotMeta,
+    snapshot_data: Bytes,
     entries: Vec<Entry>,
     entry_bytes: u64,
 }
@@ -63,16 +64,40 @@ impl Storage for MemStorage {
         Ok(RestoredState {
             hard_state: inner.hard_state,
             snapshot: inner.snapshot,
+            snapshot_data: inner.snapshot_data.clone(),
             entries: inner.entries.clone(),
         })
     }
 
     fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
-        let mut inner = self.lock();
-        let base = inner.snapshot.index;
+        self.lock().apply(batch)
+    }
+
+    fn raft_state_size(&self) -> u64 {
+        HARD_STATE_SIZE + self.lock().entry_bytes
+    }
+
+    fn snapshot_size(&self) -> u64 {
+        self.lock().snapshot_data.len() as u64
+    }
+}
+
+impl Inner {
+    /// Applies a batch in place; checks it completely before changing anything, so that
+    /// a rejected batch leaves the state untouched.
+    fn apply(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
+        // Where the log starts, and how many entries survive the snapshot and truncation.
+        let (base, surviving) = match batch.snapshot {
+            Some(snap) if self.holds(snap.meta) => (
+                snap.meta.index,
+                self.entries.len() - (snap.meta.index - self.snapshot.index) as usize,
+            ),
+            Some(snap) => (snap.meta.index, 0),
+            None => (self.snapshot.index, self.entries.len()),
+        };
         let keep = match batch.truncate_from {
-            Some(from) => (from.saturating_sub(base + 1) as usize).min(inner.entries.len()),
-            None => inner.entries.len(),
+            Some(from) => (from.saturating_sub(base + 1) as usize).min(surviving),
+            None => surviving,
         };
         if let Some(first) = batch.entries.first() {
             let expected = base + keep as u64 + 1;
@@ -83,19 +108,32 @@ impl Storage for MemStorage {
                 )));
             }
         }
+
         if let Some(hs) = batch.hard_state {
-            inner.hard_state = hs;
+            self.hard_state = hs;
         }
-        let removed: u64 = inner.entries[keep..].iter().map(|e| e.size() as u64).sum();
-        inner.entries.truncate(keep);
+        if let Some(snap) = batch.snapshot {
+            let dropped = self.entries.len() - surviving;
+            let removed: u64 = self.entries.drain(..dropped).map(|e| e.size() as u64).sum();
+            self.entry_bytes -= removed;
+            self.snapshot = snap.meta;
+            self.snapshot_data = snap.data.clone();
+        }
+        let removed: u64 = self.entries[keep..].iter().map(|e| e.size() as u64).sum();
+        self.entries.truncate(keep);
         let added: u64 = batch.entries.iter().map(|e| e.size() as u64).sum();
-        inner.entries.extend_from_slice(batch.entries);
-        inner.entry_bytes = inner.entry_bytes - removed + added;
+        self.entries.extend_from_slice(batch.entries);
+        self.entry_bytes = self.entry_bytes - removed + added;
         Ok(())
     }
 
-    fn raft_state_size(&self) -> u64 {
-        HARD_STATE_SIZE + self.lock().entry_bytes
+    /// Whether the stored log holds the entry a snapshot ends with.
+    fn holds(&self, meta: SnapshotMeta) -> bool {
+        meta.index > self.snapshot.index
+            && self
+                .entries
+                .get((meta.index - self.snapshot.index - 1) as usize)
+                .is_some_and(|e| e.term == meta.term)
     }
 }
 
@@ -123,12 +161,14 @@ mod tests {
             hard_state: Some(hs),
             truncate_from: None,
             entries: &[e(1, 1), e(2, 1), e(3, 2)],
+            ..Default::default()
         })
         .expect("write");
         s.write(WriteBatch {
             hard_state: None,
             truncate_from: Some(2),
             entries: &[e(2, 2)],
+            ..Default::default()
         })
         .expect("write");
         let r = s.restore().expect("restore");
@@ -149,6 +189,44 @@ mod tests {
         });
         assert!(matches!(err, Err(StorageError::InvalidWrite(_))));
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn snapshot_keeps_agreeing_suffix_or_drops_all() {
+        use raft_core::Snapshot;
+        let mut s = MemStorage::new();
+        s.write(WriteBatch {
+            entries: &[e(1, 1), e(2, 1), e(3, 2)],
+            ..Default::default()
+        })
+        .expect("write");
+        let snap = Snapshot {
+            meta: SnapshotMeta { index: 2, term: 1 },
+            data: Bytes::from_static(b"state"),
+        };
+        s.write(WriteBatch {
+            snapshot: Some(&snap),
+            ..Default::default()
+        })
+        .expect("write");
+        let r = s.restore().expect("restore");
+        assert_eq!(r.snapshot, snap.meta);
+        assert_eq!(r.snapshot_data, snap.data);
+        assert_eq!(r.entries, vec![e(3, 2)]);
+        assert_eq!(s.raft_state_size(), HARD_STATE_SIZE + e(3, 2).size() as u64);
+        assert_eq!(s.snapshot_size(), 5);
+        // A snapshot whose last entry disagrees with the stored log replaces all of it.
+        let other = Snapshot {
+            meta: SnapshotMeta { index: 3, term: 9 },
+            data: Bytes::new(),
+        };
+        s.write(WriteBatch {
+            snapshot: Some(&other),
+            entries: &[e(4, 9)],
+            ..Default::default()
+        })
+        .expect("write");
+        assert_eq!(s.restore().expect("restore").entries, vec![e(4, 9)]);
     }
 
     #[test]

@@ -50,6 +50,8 @@ struct Shared {
     max_index: Index,
     /// A trace of what happened, with virtual times, for the determinism check.
     events: Vec<String>,
+    /// Snapshots delivered on apply channels (from the leader, or on restart).
+    snapshots_applied: u64,
 }
 
 /// The labrpc side of [`raft::Transport`]: one client end per peer.
@@ -81,6 +83,8 @@ pub struct Cluster {
     opts: RunOptions,
     rng: ChaCha8Rng,
     config: Config,
+    /// Whether appliers snapshot every 10 entries.
+    snapshots: bool,
     shared: Arc<Mutex<Shared>>,
     rafts: Vec<Option<Raft>>,
     saved: Vec<MemStorage>,
@@ -99,12 +103,23 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` connected peers; `unreliable` makes the network lose and delay messages.
     pub fn new(n: usize, unreliable: bool, opts: RunOptions) -> Cluster {
-        Self::with_config(n, unreliable, opts, Config::default())
+        Self::with_config(n, unreliable, false, opts, Config::default())
     }
 
-    /// As [`new`](Self::new), with a given peer configuration (its seed is replaced by the
-    /// test's).
-    pub fn with_config(n: usize, unreliable: bool, opts: RunOptions, config: Config) -> Cluster {
+    /// A cluster whose appliers snapshot every 10 entries (the classic `applierSnap`).
+    pub fn with_snapshots(n: usize, unreliable: bool, opts: RunOptions) -> Cluster {
+        Self::with_config(n, unreliable, true, opts, Config::default())
+    }
+
+    /// As [`new`](Self::new), with snapshotting appliers or not, and a given peer
+    /// configuration (its seed is replaced by the test's).
+    pub fn with_config(
+        n: usize,
+        unreliable: bool,
+        snapshots: bool,
+        opts: RunOptions,
+        config: Config,
+    ) -> Cluster {
         let net = Network::new(opts.seed);
         net.set_reliable(!unreliable);
         net.set_long_delays(true);
@@ -118,6 +133,7 @@ impl Cluster {
                 seed: opts.seed,
                 ..config
             },
+            snapshots,
             shared: Arc::new(Mutex::new(Shared {
                 logs: vec![BTreeMap::new(); n],
                 ..Shared::default()
@@ -361,7 +377,14 @@ impl Cluster {
             Ok(raft) => raft,
             Err(e) => panic!("cannot start peer {i}: {e}"),
         };
-        tokio::spawn(applier(i, apply_rx, self.shared.clone(), self.created));
+        tokio::spawn(applier(
+            i,
+            apply_rx,
+            self.shared.clone(),
+            self.created,
+            raft.clone(),
+            self.snapshots,
+        ));
 
         let handle = raft.clone();
         let mut server = Server::new();
@@ -550,52 +573,126 @@ fn server_name(i: usize) -> String {
     format!("server-{i}")
 }
 
+/// The blob the snapshotting applier hands to Raft: the index and every command through it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotBlob {
+    index: Index,
+    commands: Vec<(Index, Bytes)>,
+}
+
 /// Reads peer `i`'s apply channel and checks every message against what the others
-/// applied.
+/// applied. In snapshot mode it also snapshots every 10 entries (the classic
+/// `applierSnap`) and requires each command to follow the last one applied exactly.
 async fn applier(
     i: usize,
     mut rx: mpsc::UnboundedReceiver<ApplyMsg>,
     shared: Arc<Mutex<Shared>>,
     created: Instant,
+    raft: Raft,
+    snapshots: bool,
 ) {
+    let mut last_applied: Index = 0;
     while let Some(msg) = rx.recv().await {
-        let ApplyMsg::Command {
-            index,
-            term,
-            command,
-        } = msg;
-        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let mut err = None;
-        for (j, log) in s.logs.iter().enumerate() {
-            if let Some(other) = log.get(&index) {
-                if *other != command {
-                    err = Some(format!(
-                        "commit index={index} server={i} {:?} != server={j} {:?}",
-                        String::from_utf8_lossy(&command),
-                        String::from_utf8_lossy(other)
-                    ));
+        let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+        match msg {
+            ApplyMsg::Command {
+                index,
+                term,
+                command,
+            } => {
+                let blob = {
+                    let mut s = lock();
+                    let mut err = check_apply(&s, i, index, &command);
+                    if snapshots && index != last_applied + 1 {
+                        err = Some(format!(
+                            "server {i} apply out of order: expected index {}, got {index}",
+                            last_applied + 1
+                        ));
+                    }
+                    if let Some(e) = err {
+                        s.apply_err.get_or_insert(e);
+                    }
+                    s.logs[i].insert(index, command);
+                    s.max_index = s.max_index.max(index);
+                    let ms = created.elapsed().as_millis();
+                    s.events
+                        .push(format!("{ms:>8} apply p{i} index {index} term {term}"));
+                    last_applied = index;
+                    (snapshots && (index + 1) % 10 == 0).then(|| SnapshotBlob {
+                        index,
+                        commands: s.logs[i]
+                            .range(..=index)
+                            .map(|(k, v)| (*k, v.clone()))
+                            .collect(),
+                    })
+                };
+                if let Some(blob) = blob {
+                    match postcard::to_stdvec(&blob) {
+                        Ok(data) => {
+                            // A killed peer refuses; that is fine.
+                            let _ = raft.snapshot(index, Bytes::from(data)).await;
+                        }
+                        Err(e) => {
+                            lock()
+                                .apply_err
+                                .get_or_insert(format!("cannot encode snapshot: {e}"));
+                        }
+                    }
+                }
+            }
+            ApplyMsg::Snapshot { index, term, data } => {
+                let mut s = lock();
+                match postcard::from_bytes::<SnapshotBlob>(&data) {
+                    Ok(blob) if blob.index == index => {
+                        for (k, c) in &blob.commands {
+                            if let Some(e) =
+                                check_apply(&s, i, *k, c).filter(|e| !e.contains("order"))
+                            {
+                                s.apply_err.get_or_insert(e);
+                            }
+                        }
+                        s.logs[i] = blob.commands.into_iter().collect();
+                        s.snapshots_applied += 1;
+                        s.max_index = s.max_index.max(index);
+                        let ms = created.elapsed().as_millis();
+                        s.events
+                            .push(format!("{ms:>8} snapshot p{i} index {index} term {term}"));
+                        last_applied = index;
+                    }
+                    Ok(blob) => {
+                        s.apply_err.get_or_insert(format!(
+                            "server {i} snapshot index {index} holds index {}",
+                            blob.index
+                        ));
+                    }
+                    Err(e) => {
+                        s.apply_err.get_or_insert(format!(
+                            "server {i} cannot decode snapshot {index}: {e}"
+                        ));
+                    }
                 }
             }
         }
-        if index > 1 && !s.logs[i].contains_key(&(index - 1)) {
-            err = Some(format!("server {i} apply out of order {index}"));
-        }
-        if let Some(e) = err {
-            s.apply_err.get_or_insert(e);
-        }
-        s.logs[i].insert(index, command);
-        s.max_index = s.max_index.max(index);
-        let ms = created.elapsed().as_millis();
-        s.events
-            .push(format!("{ms:>8} apply p{i} index {index} term {term}"));
     }
 }
 
-impl Cluster {
-    /// Bytes sent on the whole network since it was created.
-    pub fn total_bytes(&self) -> u64 {
-        self.net.total_bytes()
+/// What is wrong with peer `i` applying `command` at `index`, if anything.
+fn check_apply(s: &Shared, i: usize, index: Index, command: &Bytes) -> Option<String> {
+    for (j, log) in s.logs.iter().enumerate() {
+        if let Some(other) = log.get(&index) {
+            if other != command {
+                return Some(format!(
+                    "commit index={index} server={i} {:?} != server={j} {:?}",
+                    String::from_utf8_lossy(command),
+                    String::from_utf8_lossy(other)
+                ));
+            }
+        }
     }
+    if index > 1 && !s.logs[i].contains_key(&(index - 1)) {
+        return Some(format!("server {i} apply out of order {index}"));
+    }
+    None
 }
 
 /// A read-only view of what the peers applied, for client tasks that run beside the
@@ -620,5 +717,22 @@ impl Cluster {
         CommittedView {
             shared: self.shared.clone(),
         }
+    }
+}
+
+impl Cluster {
+    /// Bytes sent on the whole network since it was created.
+    pub fn total_bytes(&self) -> u64 {
+        self.net.total_bytes()
+    }
+
+    /// How many snapshots the peers' apply channels delivered so far.
+    pub fn snapshots_applied(&self) -> u64 {
+        self.lock().snapshots_applied
+    }
+
+    /// Peer `i`'s persisted snapshot size in bytes.
+    pub fn snapshot_size(&self, i: usize) -> u64 {
+        self.saved[i].snapshot_size()
     }
 }

@@ -4,6 +4,7 @@
 pub mod agreement;
 pub mod election;
 pub mod persistence;
+pub mod snapshot;
 
 use crate::runner::Scenario;
 
@@ -11,7 +12,7 @@ use crate::runner::Scenario;
 pub struct Test {
     /// The test's name, as in the classic output.
     pub name: &'static str,
-    /// The part of the suite it belongs to (`4A`, `4B`).
+    /// The part of the suite it belongs to (`4A`, `4B`, `snap`).
     pub part: &'static str,
     /// The scenario.
     pub run: Scenario,
@@ -22,5 +23,6 @@ pub fn all() -> Vec<Test> {
     let mut tests = election::tests();
     tests.extend(agreement::tests());
     tests.extend(persistence::tests());
+    tests.extend(snapshot::tests());
     tests
 }
