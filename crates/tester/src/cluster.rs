@@ -397,6 +397,17 @@ impl Cluster {
         self.event(format!("start p{i}"));
     }
 
+    /// Crashes every peer, then restarts and reconnects them all from their storage.
+    pub fn restart_all(&mut self) {
+        for i in 0..self.n {
+            self.crash1(i);
+        }
+        for i in 0..self.n {
+            self.start1(i);
+            self.connect(i);
+        }
+    }
+
     /// Kills every peer (the end of a test).
     pub fn cleanup(&mut self) {
         for raft in self.rafts.iter_mut().filter_map(Option::take) {

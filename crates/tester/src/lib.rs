@@ -26,3 +26,16 @@ pub mod suite;
 
 pub use cluster::{cmd, Cluster, Summary};
 pub use runner::{block_on, run, run_with, Mode, RunOptions, Scenario};
+
+/// Declares one `#[test]` per scenario: `name => "description", path::to::scenario;`.
+/// Each runs with [`run`], so it honours `RAFT_TEST_REALTIME`, `RAFT_TEST_SEED` and
+/// `RAFT_TEST_QUIET`, and has its own fixed default seed.
+#[macro_export]
+macro_rules! classic_tests {
+    ($($test:ident => $name:literal, $f:path;)*) => {$(
+        #[test]
+        fn $test() {
+            $crate::run($name, |o| Box::pin($f(o)));
+        }
+    )*};
+}

@@ -1,18 +1,9 @@
 //! Part 4B of the classic suite, agreement half. Virtual time by default;
 //! `RAFT_TEST_REALTIME=1` for the wall clock; `RAFT_TEST_SEED=N` to replay a seed.
 
-use raft_tester::{run, suite::agreement as s};
+use raft_tester::{classic_tests, suite::agreement as s};
 
-macro_rules! classic {
-    ($($test:ident => $name:literal, $f:path;)*) => {$(
-        #[test]
-        fn $test() {
-            run($name, |o| Box::pin($f(o)));
-        }
-    )*};
-}
-
-classic! {
+classic_tests! {
     basic_agree_4b => "basic agreement", s::basic_agree;
     rpc_bytes_4b => "RPC byte count", s::rpc_bytes;
     follower_failure_4b => "test progressive failure of followers", s::follower_failure;

@@ -1,18 +1,9 @@
 //! Part 4B of the classic suite, persistence and chaos half. Virtual time by default;
 //! `RAFT_TEST_REALTIME=1` for the wall clock; `RAFT_TEST_SEED=N` to replay a seed.
 
-use raft_tester::{run, suite::persistence as s};
+use raft_tester::{classic_tests, suite::persistence as s};
 
-macro_rules! classic {
-    ($($test:ident => $name:literal, $f:path;)*) => {$(
-        #[test]
-        fn $test() {
-            run($name, |o| Box::pin($f(o)));
-        }
-    )*};
-}
-
-classic! {
+classic_tests! {
     persist1_4b => "basic persistence", s::persist1;
     persist2_4b => "more persistence", s::persist2;
     persist3_4b => "partitioned leader and one follower crash, leader restarts", s::persist3;

@@ -1,18 +1,9 @@
 //! Log compaction: the snapshot suite. Virtual time by default; `RAFT_TEST_REALTIME=1`
 //! for the wall clock; `RAFT_TEST_SEED=N` to replay a seed.
 
-use raft_tester::{run, suite::snapshot as s};
+use raft_tester::{classic_tests, suite::snapshot as s};
 
-macro_rules! classic {
-    ($($test:ident => $name:literal, $f:path;)*) => {$(
-        #[test]
-        fn $test() {
-            run($name, |o| Box::pin($f(o)));
-        }
-    )*};
-}
-
-classic! {
+classic_tests! {
     snapshot_basic => "snapshots basic", s::snapshot_basic;
     install_disconnect => "install snapshots (disconnect)", s::install_disconnect;
     install_disconnect_unreliable => "install snapshots (disconnect+unreliable)", s::install_disconnect_unreliable;

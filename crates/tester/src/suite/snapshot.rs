@@ -208,13 +208,7 @@ pub async fn all_crash(opts: RunOptions) -> Summary {
         }
         let c = random_cmd(&mut cfg);
         let index1 = cfg.one(c, n, true).await;
-        for i in 0..n {
-            cfg.crash1(i);
-        }
-        for i in 0..n {
-            cfg.start1(i);
-            cfg.connect(i);
-        }
+        cfg.restart_all();
         let c = random_cmd(&mut cfg);
         let index2 = cfg.one(c, n, true).await;
         assert!(index2 > index1, "index decreased from {index1} to {index2}");
@@ -236,13 +230,7 @@ pub async fn init(opts: RunOptions) -> Summary {
         cfg.one(c, n, true).await;
     }
     for _ in 0..2 {
-        for i in 0..n {
-            cfg.crash1(i);
-        }
-        for i in 0..n {
-            cfg.start1(i);
-            cfg.connect(i);
-        }
+        cfg.restart_all();
         // A single op, to get something written back to persistent storage.
         let c = random_cmd(&mut cfg);
         cfg.one(c, n, true).await;
