@@ -1,0 +1,478 @@
+//! The key/value server: one replica of the service.
+
+use crate::decode_command;
+use crate::op::{encode_command, KvReply, KvRequest, Limits, ServerError};
+use crate::state::{Applied, KvStateMachine};
+use raft::{ApplyMsg, Config, Index, NodeId, Raft, RaftError, Term, Transport};
+use raft_storage::Storage;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::MissedTickBehavior;
+
+/// At most this many apply messages are handled between two snapshot decisions.
+const APPLY_BATCH: usize = 256;
+
+/// Settings of one key/value server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvConfig {
+    /// The Raft peer's settings. Its `max_log_size` is the service's `maxraftstate`
+    /// (see [`max_raft_state`](Self::max_raft_state)) and its `snapshot_interval`, when
+    /// set, makes the server also snapshot every that many applied entries.
+    pub raft: Config,
+    /// Limits on client input.
+    pub limits: Limits,
+    /// How long a request may wait for its operation to commit before the server
+    /// answers [`ServerError::Timeout`] (default 500 ms). This is what frees a clerk
+    /// held by a leader that leads a minority without knowing it.
+    pub op_timeout: Duration,
+    /// How often the server checks its Raft peer's term and role, to answer waiting
+    /// requests [`ServerError::WrongLeader`] once it has lost leadership (default 10 ms).
+    pub leader_check_interval: Duration,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            raft: Config::default(),
+            limits: Limits::default(),
+            op_timeout: Duration::from_millis(500),
+            leader_check_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+impl KvConfig {
+    /// The default settings with `maxraftstate` set (`None`: never snapshot).
+    pub fn with_max_raft_state(max_raft_state: Option<u64>) -> Self {
+        let mut config = KvConfig::default();
+        config.raft.max_log_size = max_raft_state;
+        config
+    }
+
+    /// The classic `maxraftstate`: the server snapshots once its persisted Raft state
+    /// reaches this many bytes. `None`: never.
+    pub fn max_raft_state(&self) -> Option<u64> {
+        self.raft.max_log_size
+    }
+}
+
+/// Why a server could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum KvServerError {
+    /// The Raft peer could not start (bad peers, bad configuration, unreadable storage).
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// The settings are unusable; the text says why.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// Counters of one server, for tests and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// The highest log index applied to the state machine.
+    pub last_applied: Index,
+    /// Requests applied for the first time.
+    pub applied_ops: u64,
+    /// Retries recognised by the exactly-once table and not applied again.
+    pub duplicates: u64,
+    /// Snapshots this server took.
+    pub snapshots_taken: u64,
+    /// Snapshots this server installed (from the leader, or its own on restart).
+    pub snapshots_installed: u64,
+}
+
+/// One request waiting for its operation to be applied.
+struct Waiter {
+    client_id: u64,
+    seq: u64,
+    /// Where and in which term the operation was proposed, once `start` has returned.
+    placed: Option<(Index, Term)>,
+    tx: oneshot::Sender<KvReply>,
+}
+
+/// What request handlers and the apply task share.
+#[derive(Default)]
+struct Shared {
+    waiters: BTreeMap<u64, Waiter>,
+    next_waiter: u64,
+    stats: ServerStats,
+}
+
+impl Shared {
+    /// Answers and removes every waiter for which `pick` returns a reply.
+    fn answer(&mut self, mut pick: impl FnMut(&Waiter) -> Option<KvReply>) {
+        let chosen: Vec<(u64, KvReply)> = self
+            .waiters
+            .iter()
+            .filter_map(|(id, w)| pick(w).map(|r| (*id, r)))
+            .collect();
+        for (id, reply) in chosen {
+            if let Some(w) = self.waiters.remove(&id) {
+                // The handler may have given up; then nobody needs the answer.
+                let _ = w.tx.send(reply);
+            }
+        }
+    }
+}
+
+struct Inner {
+    me: NodeId,
+    raft: Raft,
+    config: KvConfig,
+    shared: Mutex<Shared>,
+    killed: AtomicBool,
+    stop: Notify,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // No critical section can panic half-way through an update.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One replica of the key/value service. Cloning gives another handle to the same
+/// server.
+///
+/// Serve [`handle`](Self::handle) to clients and [`raft`](Self::raft)`().handle` to the
+/// other replicas (the tests put both on one labrpc server, under
+/// [`KV_METHOD`](crate::KV_METHOD) and [`RAFT_METHOD`](crate::RAFT_METHOD)).
+#[derive(Clone)]
+pub struct KvServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KvServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvServer")
+            .field("me", &self.inner.me)
+            .field("killed", &self.killed())
+            .finish()
+    }
+}
+
+impl KvServer {
+    /// Starts replica `me` of the cluster `peers`, resuming from `storage` (its snapshot,
+    /// if any, is loaded first), reaching the other replicas' Raft peers through
+    /// `transport`. Returns at once; must be called inside a tokio runtime.
+    pub fn new<S: Storage, T: Transport>(
+        peers: &[NodeId],
+        me: NodeId,
+        storage: S,
+        config: KvConfig,
+        transport: T,
+    ) -> Result<KvServer, KvServerError> {
+        if config.op_timeout.is_zero() || config.leader_check_interval.is_zero() {
+            return Err(KvServerError::InvalidConfig(
+                "op_timeout and leader_check_interval must be positive".into(),
+            ));
+        }
+        if config.limits.max_key_bytes == 0 {
+            return Err(KvServerError::InvalidConfig(
+                "max_key_bytes must be positive".into(),
+            ));
+        }
+        let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+        let raft = Raft::new(peers, me, storage, apply_tx, config.raft.clone(), transport)?;
+        let inner = Arc::new(Inner {
+            me,
+            raft,
+            config,
+            shared: Mutex::new(Shared::default()),
+            killed: AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        tokio::spawn(apply_loop(inner.clone(), apply_rx));
+        Ok(KvServer { inner })
+    }
+
+    /// This replica's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// The replica's Raft peer: serve its `handle` to the other replicas; its `state`
+    /// says whether this replica leads.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> ServerStats {
+        self.inner.lock().stats
+    }
+
+    /// Serves one client request: checks it, proposes it through Raft, and answers once
+    /// it has been applied (with its result, or the result of its first application if
+    /// it is a retry). Answers an error instead when the request is invalid, this
+    /// replica is not the leader, it loses leadership or changes term while the request
+    /// waits, another entry is applied at the request's index, the request waits longer
+    /// than [`KvConfig::op_timeout`], or the server is killed.
+    pub async fn handle(&self, req: KvRequest) -> KvReply {
+        let inner = &self.inner;
+        if self.killed() {
+            return Err(ServerError::ShuttingDown);
+        }
+        inner.config.limits.check(&req.op)?;
+        let command = encode_command(&req).map_err(|e| ServerError::Internal(e.to_string()))?;
+
+        // Register before proposing, so that the apply task can never miss the
+        // application of this request.
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut s = inner.lock();
+            let id = s.next_waiter;
+            s.next_waiter += 1;
+            s.waiters.insert(
+                id,
+                Waiter {
+                    client_id: req.client_id,
+                    seq: req.seq,
+                    placed: None,
+                    tx,
+                },
+            );
+            id
+        };
+        // However this function ends (even if its future is dropped), the waiter goes.
+        let _guard = WaiterGuard { inner, id };
+        match inner.raft.start(command).await {
+            Ok((index, term)) => {
+                let mut s = inner.lock();
+                let applied = s.stats.last_applied;
+                if let Some(w) = s.waiters.get_mut(&id) {
+                    if index <= applied {
+                        // Something else was applied at this index before we could
+                        // record it (ours would have answered the waiter already).
+                        return Err(ServerError::WrongLeader { leader_hint: None });
+                    }
+                    w.placed = Some((index, term));
+                }
+            }
+            Err(e) => {
+                return Err(match e {
+                    RaftError::NotLeader { leader } => ServerError::WrongLeader {
+                        leader_hint: leader,
+                    },
+                    RaftError::Killed => ServerError::ShuttingDown,
+                    other => ServerError::Internal(other.to_string()),
+                });
+            }
+        }
+        match tokio::time::timeout(inner.config.op_timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(ServerError::ShuttingDown),
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+
+    /// Stops the server and its Raft peer. Idempotent. Waiting requests are answered
+    /// [`ServerError::ShuttingDown`].
+    pub fn kill(&self) {
+        if self.inner.killed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.raft.kill();
+        self.inner.stop.notify_one();
+        self.inner
+            .lock()
+            .answer(|_| Some(Err(ServerError::ShuttingDown)));
+    }
+
+    /// True once [`kill`](Self::kill) has been called (or the server stopped itself
+    /// because its state could not be loaded).
+    pub fn killed(&self) -> bool {
+        self.inner.killed.load(Ordering::Acquire)
+    }
+}
+
+/// Removes a request's waiter when its handler ends, however it ends.
+struct WaiterGuard<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.lock().waiters.remove(&self.id);
+    }
+}
+
+/// The apply task: applies committed commands and snapshots, answers waiting requests,
+/// takes snapshots, and watches the Raft peer's term and role.
+async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ApplyMsg>) {
+    let mut sm = KvStateMachine::new();
+    let mut last_snapshot: Index = 0;
+    let mut ticker = tokio::time::interval(inner.config.leader_check_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = inner.stop.notified() => break,
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let mut ok = apply_one(&inner, &mut sm, msg);
+                let mut n = 1;
+                while ok && n < APPLY_BATCH {
+                    let Ok(msg) = rx.try_recv() else { break };
+                    ok = apply_one(&inner, &mut sm, msg);
+                    n += 1;
+                }
+                if !ok {
+                    // The state could not be loaded: this replica must not go on.
+                    KvServer { inner: inner.clone() }.kill();
+                    break;
+                }
+                maybe_snapshot(&inner, &sm, &mut last_snapshot).await;
+            }
+            _ = ticker.tick() => check_leadership(&inner),
+        }
+    }
+    inner
+        .lock()
+        .answer(|_| Some(Err(ServerError::ShuttingDown)));
+}
+
+/// Applies one message; false if a snapshot could not be decoded.
+fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
+    match msg {
+        ApplyMsg::Command { index, command, .. } => {
+            let last = inner.lock().stats.last_applied;
+            if index <= last {
+                tracing::debug!(server = inner.me, index, "command already applied; skipped");
+                return true;
+            }
+            if index != last + 1 {
+                tracing::warn!(server = inner.me, index, last, "gap in applied indices");
+            }
+            let decoded = decode_command(&command);
+            let outcome = decoded.as_ref().ok().map(|req| (req, sm.apply(req)));
+            let mut s = inner.lock();
+            s.stats.last_applied = index;
+            match outcome {
+                Some((req, applied)) => {
+                    let reply = match applied {
+                        Applied::Fresh(out) => {
+                            s.stats.applied_ops += 1;
+                            Ok(out)
+                        }
+                        Applied::Duplicate(out) => {
+                            s.stats.duplicates += 1;
+                            Ok(out)
+                        }
+                        Applied::Stale { latest } => Err(ServerError::Stale {
+                            seq: req.seq,
+                            latest,
+                        }),
+                    };
+                    let (client_id, seq) = (req.client_id, req.seq);
+                    s.answer(|w| {
+                        if w.client_id == client_id && w.seq == seq {
+                            Some(reply.clone())
+                        } else if w.placed.is_some_and(|(i, _)| i <= index) {
+                            // Another entry holds this waiter's index.
+                            Some(Err(ServerError::WrongLeader { leader_hint: None }))
+                        } else {
+                            None
+                        }
+                    });
+                }
+                None => {
+                    if let Err(e) = decoded {
+                        tracing::error!(server = inner.me, index, error = %e, "undecodable command skipped");
+                    }
+                    s.answer(|w| {
+                        w.placed
+                            .is_some_and(|(i, _)| i <= index)
+                            .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
+                    });
+                }
+            }
+            true
+        }
+        ApplyMsg::Snapshot { index, data, .. } => {
+            let last = inner.lock().stats.last_applied;
+            if index <= last {
+                tracing::debug!(server = inner.me, index, last, "older snapshot ignored");
+                return true;
+            }
+            match KvStateMachine::decode(&data) {
+                Ok(restored) => {
+                    *sm = restored;
+                    let mut s = inner.lock();
+                    s.stats.last_applied = index;
+                    s.stats.snapshots_installed += 1;
+                    // A waiting request whose operation the snapshot covers gets its
+                    // reply from the table; others placed at or before the snapshot
+                    // lost their place.
+                    s.answer(|w| match sm.client(w.client_id) {
+                        Some(rec) if rec.last_seq == w.seq => Some(Ok(rec.last_reply.clone())),
+                        _ if w.placed.is_some_and(|(i, _)| i <= index) => {
+                            Some(Err(ServerError::WrongLeader { leader_hint: None }))
+                        }
+                        _ => None,
+                    });
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(server = inner.me, index, error = %e, "cannot load snapshot; stopping");
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// Snapshots when the persisted Raft state has reached `maxraftstate`, or every
+/// `snapshot_interval` entries when that is set.
+async fn maybe_snapshot(inner: &Inner, sm: &KvStateMachine, last_snapshot: &mut Index) {
+    let applied = inner.lock().stats.last_applied;
+    if applied <= *last_snapshot {
+        return;
+    }
+    let by_size = inner
+        .config
+        .max_raft_state()
+        .is_some_and(|max| inner.raft.raft_state_size() >= max);
+    let by_count = inner
+        .config
+        .raft
+        .snapshot_interval
+        .is_some_and(|every| every > 0 && applied - *last_snapshot >= every);
+    if !(by_size || by_count) {
+        return;
+    }
+    let data = match sm.encode() {
+        Ok(data) => data,
+        Err(e) => {
+            tracing::error!(server = inner.me, error = %e, "cannot encode snapshot");
+            return;
+        }
+    };
+    match inner.raft.snapshot(applied, data).await {
+        Ok(()) => {
+            *last_snapshot = applied;
+            inner.lock().stats.snapshots_taken += 1;
+        }
+        Err(e) => tracing::debug!(server = inner.me, error = %e, "snapshot refused"),
+    }
+}
+
+/// Answers the waiting requests placed in another term, or all of them once this
+/// replica is no longer the leader.
+fn check_leadership(inner: &Inner) {
+    let (term, leader) = inner.raft.state();
+    let mut s = inner.lock();
+    if s.waiters.is_empty() {
+        return;
+    }
+    s.answer(|w| {
+        w.placed
+            .is_some_and(|(_, t)| !leader || t != term)
+            .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
+    });
+}
