@@ -69,6 +69,9 @@ impl fmt::Display for CheckResult {
     }
 }
 
+/// Longest time spent re-searching a failing key without pruning, for a fuller report.
+const REPORT_SEARCH: Duration = Duration::from_secs(1);
+
 /// Checks whether `history` is linearizable with respect to a key/value
 /// store where every key starts as `""`.
 ///
@@ -117,7 +120,20 @@ pub fn check(history: &History, budget: Duration) -> CheckResult {
         let outcome = if stop() {
             Outcome::Cancelled
         } else {
-            check_partition(ops, &stop)
+            match check_partition(ops, &stop, true) {
+                // The verdict stands, but pruning cuts prefixes short: search again without
+                // it for the report's longest linearizable prefix, within the same budget.
+                // At most a second is spent on that: the verdict is already known.
+                Outcome::Fail { longest } => {
+                    let until = Instant::now().checked_add(REPORT_SEARCH);
+                    let stop_report = || stop() || until.is_some_and(|t| Instant::now() >= t);
+                    match check_partition(ops, &stop_report, false) {
+                        fail @ Outcome::Fail { .. } => fail,
+                        _ => Outcome::Fail { longest },
+                    }
+                }
+                other => other,
+            }
         };
         if matches!(outcome, Outcome::Fail { .. }) {
             min_fail.fetch_min(i, Ordering::Relaxed);
@@ -331,13 +347,83 @@ impl Entries {
     }
 }
 
+/// What is still to be linearized that constrains the state: the outputs of the
+/// remaining Gets (shortest first) and the number of remaining Puts.
+///
+/// Once no Put remains, the value only grows by appends, so every Get still to come
+/// observes an extension of the current state: a state that is not a prefix of the
+/// shortest remaining Get output cannot lead to a linearization and is pruned. This is
+/// what makes many concurrent appends to one key, read once at the end, checkable in
+/// linear time instead of exploring every interleaving.
+struct Pending {
+    gets: BTreeMap<(usize, u32), usize>,
+    puts: usize,
+}
+
+impl Pending {
+    fn new(steps: &[Step], model: &Model) -> Self {
+        let mut p = Pending {
+            gets: BTreeMap::new(),
+            puts: 0,
+        };
+        for step in steps {
+            p.restore(*step, model);
+        }
+        p
+    }
+
+    fn key(out: u32, model: &Model) -> (usize, u32) {
+        (model.states.get(out as usize).map_or(0, String::len), out)
+    }
+
+    /// Marks `step` as linearized.
+    fn take(&mut self, step: Step, model: &Model) {
+        match step {
+            Step::Get(out) => {
+                let k = Self::key(out, model);
+                if let Some(c) = self.gets.get_mut(&k) {
+                    *c -= 1;
+                    if *c == 0 {
+                        self.gets.remove(&k);
+                    }
+                }
+            }
+            Step::Put(_) => self.puts -= 1,
+            Step::Append(_) => {}
+        }
+    }
+
+    /// Undoes [`Pending::take`] (also used to build the initial set).
+    fn restore(&mut self, step: Step, model: &Model) {
+        match step {
+            Step::Get(out) => *self.gets.entry(Self::key(out, model)).or_default() += 1,
+            Step::Put(_) => self.puts += 1,
+            Step::Append(_) => {}
+        }
+    }
+
+    /// Whether `state` can still be extended into every remaining Get's output.
+    fn admits(&self, state: u32, model: &Model) -> bool {
+        if self.puts > 0 {
+            return true;
+        }
+        let Some((&(_, shortest), _)) = self.gets.first_key_value() else {
+            return true;
+        };
+        let value = |id: u32| model.states.get(id as usize).map_or("", String::as_str);
+        value(shortest).starts_with(value(state))
+    }
+}
+
 /// Searches one key's operations for a linearization (DFS with an explicit
-/// stack, memoized on the set of linearized operations plus model state).
-fn check_partition(ops: &[&Operation], stop: &dyn Fn() -> bool) -> Outcome {
+/// stack, memoized on the set of linearized operations plus model state), with or
+/// without [`Pending`]'s pruning (the verdict is the same either way).
+fn check_partition(ops: &[&Operation], stop: &dyn Fn() -> bool, prune: bool) -> Outcome {
     let n = ops.len();
     let mut model = Model::new();
     let steps: Vec<Step> = ops.iter().map(|op| model.compile(op)).collect();
     let mut list = Entries::new(ops);
+    let mut pending = Pending::new(&steps, &model);
 
     // Bitset of linearized operations; the extra last word holds the model
     // state id so the memo key is one slice (no allocation on lookups).
@@ -362,9 +448,11 @@ fn check_partition(ops: &[&Operation], stop: &dyn Fn() -> bool) -> Outcome {
             // A call entry: try to linearize its operation now.
             let i = list.op[entry];
             if let Some(new_state) = model.apply(state, steps[i]) {
+                pending.take(steps[i], &model);
                 key[i / 64] |= 1 << (i % 64);
                 key[words] = u64::from(new_state);
-                if !cache.contains(key.as_slice()) {
+                if (!prune || pending.admits(new_state, &model)) && !cache.contains(key.as_slice())
+                {
                     cache.insert(key.clone());
                     calls.push((entry, state));
                     state = new_state;
@@ -376,6 +464,7 @@ fn check_partition(ops: &[&Operation], stop: &dyn Fn() -> bool) -> Outcome {
                     continue;
                 }
                 key[i / 64] &= !(1 << (i % 64));
+                pending.restore(steps[i], &model);
             }
             entry = list.next[entry];
         } else {
@@ -386,6 +475,7 @@ fn check_partition(ops: &[&Operation], stop: &dyn Fn() -> bool) -> Outcome {
             };
             let i = list.op[call];
             key[i / 64] &= !(1 << (i % 64));
+            pending.restore(steps[i], &model);
             state = prev_state;
             list.unlift(call);
             entry = list.next[call];
