@@ -88,15 +88,21 @@ impl Progress {
         self.inflight.iter().map(|(_, b)| b).sum()
     }
 
-    /// Records an acknowledgement up to `index`; returns true if it taught us something.
+    /// Records an acknowledgement up to `index`; returns true if it taught us a new match.
     pub fn ack(&mut self, index: Index) -> bool {
-        self.acked_since_heartbeat = true;
+        // Only an answer that retires something in flight (or teaches a new match) shows
+        // the stream is alive. The answer to a heartbeat sent at `matched` does neither;
+        // counting it would keep a lost message from ever being resent.
+        let inflight_before = self.inflight.len();
         while self
             .inflight
             .front()
             .is_some_and(|(last, _)| *last <= index)
         {
             self.inflight.pop_front();
+        }
+        if self.inflight.len() < inflight_before || index > self.matched {
+            self.acked_since_heartbeat = true;
         }
         if index > self.matched {
             self.matched = index;

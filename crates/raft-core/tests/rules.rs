@@ -517,3 +517,59 @@ fn granting_a_vote_resets_election_timer() {
     c.tick();
     assert_eq!(c.role(), Role::Follower, "a vote was just granted");
 }
+
+#[test]
+fn lost_append_is_resent_even_when_heartbeats_are_answered() {
+    // Found by the simulator (seed 552): the answer to a heartbeat sent at `matched`
+    // counted as progress, so an AppendEntries lost while streaming was never resent.
+    let hb = CoreConfig::default().heartbeat_ticks;
+    let mut c = core(1);
+    elect(&mut c);
+    let term = c.term();
+    c.take_ready();
+    let ack = |index| Message::AppendEntriesResponse {
+        term,
+        index,
+        reject: None,
+    };
+    for peer in [2, 3] {
+        c.step(peer, ack(0)).expect("step");
+    }
+    c.take_ready();
+    c.propose(Bytes::from_static(b"lost")).expect("leader");
+    c.take_ready(); // the AppendEntries carrying index 1 to peer 2 is lost
+                    // Peer 3 gets it: index 1 commits, so peer 2 is due heartbeats carrying the new commit.
+    c.step(3, ack(1)).expect("step");
+    assert_eq!(c.commit_index(), 1);
+    c.take_ready();
+    let mut resent = false;
+    for _ in 0..3 {
+        for _ in 0..hb {
+            c.tick();
+        }
+        for m in c.take_ready().messages.into_iter().filter(|m| m.to == 2) {
+            if let Message::AppendEntries {
+                prev_log_index,
+                entries,
+                ..
+            } = m.msg
+            {
+                if entries.iter().any(|e| e.index == 1) {
+                    resent = true;
+                } else {
+                    // Peer 2 answers every heartbeat, acknowledging nothing new.
+                    c.step(
+                        2,
+                        Message::AppendEntriesResponse {
+                            term,
+                            index: prev_log_index,
+                            reject: None,
+                        },
+                    )
+                    .expect("step");
+                }
+            }
+        }
+    }
+    assert!(resent, "the lost entry was never resent");
+}
