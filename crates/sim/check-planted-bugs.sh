@@ -26,9 +26,13 @@ for bug in $bugs; do
         line=$(grep -m1 '^SEEDS-TO-CATCH' <<<"$out" || true)
         if [[ -z "$line" ]]; then
             cols+=("NOT CAUGHT" "-")
-            missed=$((missed + 1))
-            echo "--- $bug (disabled: ${disable:-none}) was not caught; test output tail:" >&2
-            tail -n 20 <<<"$out" >&2
+            # Only the run with every invariant must catch the bug; the second run is a
+            # measurement of what the end-to-end invariants see on their own.
+            if [[ -z "$disable" ]]; then
+                missed=$((missed + 1))
+                echo "--- $bug was not caught; test output tail:" >&2
+                tail -n 20 <<<"$out" >&2
+            fi
         else
             n=$(awk '{print $3}' <<<"$line")
             inv=$(sed -n 's/.*invariant=\([^ ]*\).*/\1/p' <<<"$line")
