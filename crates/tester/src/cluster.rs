@@ -1,10 +1,10 @@
 //! The cluster harness: the classic tester's `config`, in Rust.
 
 use crate::runner::{Mode, RunOptions};
+use crate::wiring::{peer_ends, server_name, LabTransport, RAFT_METHOD};
 use bytes::Bytes;
-use futures::future::BoxFuture;
-use labrpc::{ClientEnd, Network, Server};
-use raft::{ApplyMsg, Config, Envelope, Index, NodeId, Raft, Term, Transport};
+use labrpc::{Network, Server};
+use raft::{ApplyMsg, Config, Envelope, Index, NodeId, Raft, Term};
 use raft_storage::{MemStorage, Storage};
 use rand::Rng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
@@ -52,27 +52,6 @@ struct Shared {
     events: Vec<String>,
     /// Snapshots delivered on apply channels (from the leader, or on restart).
     snapshots_applied: u64,
-}
-
-/// The labrpc side of [`raft::Transport`]: one client end per peer.
-struct LabTransport {
-    ends: Vec<ClientEnd>,
-}
-
-impl Transport for LabTransport {
-    fn call(&self, to: NodeId, msg: Envelope) -> BoxFuture<'static, Option<Envelope>> {
-        let end = usize::try_from(to)
-            .ok()
-            .and_then(|i| self.ends.get(i))
-            .cloned();
-        Box::pin(async move {
-            let end = end?;
-            end.call::<Envelope, Option<Envelope>>("Raft.Message", &msg)
-                .await
-                .ok()
-                .flatten()
-        })
-    }
 }
 
 /// An n-peer Raft cluster on a simulated network, with the classic tester's checks.
@@ -349,19 +328,8 @@ impl Cluster {
     pub fn start1(&mut self, i: usize) {
         self.crash1(i);
         self.generation += 1;
-        let ends: Vec<String> = (0..self.n)
-            .map(|j| format!("end-{i}-{j}-g{}", self.generation))
-            .collect();
-        let clients: Vec<ClientEnd> = ends
-            .iter()
-            .enumerate()
-            .map(|(j, name)| {
-                let end = self.net.make_end(name.clone());
-                self.net.connect(name, &server_name(j));
-                end
-            })
-            .collect();
-        self.ends[i] = ends;
+        let (names, clients) = peer_ends(&self.net, i, self.n, self.generation);
+        self.ends[i] = names;
 
         self.saved[i] = self.saved[i].deep_copy();
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
@@ -372,7 +340,7 @@ impl Cluster {
             self.saved[i].clone(),
             apply_tx,
             self.config.clone(),
-            LabTransport { ends: clients },
+            LabTransport::new(clients),
         ) {
             Ok(raft) => raft,
             Err(e) => panic!("cannot start peer {i}: {e}"),
@@ -388,7 +356,7 @@ impl Cluster {
 
         let handle = raft.clone();
         let mut server = Server::new();
-        server.add_typed_method("Raft.Message", move |env: Envelope| {
+        server.add_typed_method(RAFT_METHOD, move |env: Envelope| {
             let raft = handle.clone();
             async move { raft.handle(env).await }
         });
@@ -578,10 +546,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.cleanup();
     }
-}
-
-fn server_name(i: usize) -> String {
-    format!("server-{i}")
 }
 
 /// The blob the snapshotting applier hands to Raft: the index and every command through it.

@@ -8,6 +8,8 @@
 //!   disconnect, crash and restart.
 //! - [`suite`] holds every scenario as an async function; the integration tests and the
 //!   `classic-suite` binary both run them.
+//! - [`wiring`] connects a peer to the labrpc network (its ends, its transport); the
+//!   key/value harness builds its servers from it too.
 //! - [`run`] runs one scenario on a fresh tokio runtime, in virtual time by default
 //!   (tokio's paused clock: simulated seconds cost no wall time, everything is seeded and
 //!   reproducible), or against the wall clock when `RAFT_TEST_REALTIME=1`.
@@ -23,9 +25,10 @@
 mod cluster;
 mod runner;
 pub mod suite;
+pub mod wiring;
 
 pub use cluster::{cmd, Cluster, Summary};
-pub use runner::{block_on, run, run_with, Mode, RunOptions, Scenario};
+pub use runner::{block_on, run, run_with, seed_of, Mode, RunOptions, Scenario};
 
 /// Declares one `#[test]` per scenario: `name => "description", path::to::scenario;`.
 /// Each runs with [`run`], so it honours `RAFT_TEST_REALTIME`, `RAFT_TEST_SEED` and

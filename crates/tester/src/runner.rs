@@ -52,10 +52,15 @@ pub type Scenario = fn(RunOptions) -> BoxFuture<'static, Summary>;
 /// Runs `scenario` with options from the environment; the seed defaults to a hash of
 /// `name`, so every test has its own fixed seed.
 pub fn run(name: &str, scenario: Scenario) -> Summary {
-    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    run_with(RunOptions::from_env(seed_of(name)), scenario)
+}
+
+/// The seed a test runs with unless `RAFT_TEST_SEED` says otherwise: a hash (FNV-1a) of
+/// its name, so that every test has its own fixed seed.
+pub fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    run_with(RunOptions::from_env(seed), scenario)
+    })
 }
 
 /// Runs `scenario` on a fresh runtime built for `opts.mode`.

@@ -30,19 +30,19 @@
 pub mod scenarios;
 
 use futures::future::BoxFuture;
-use kvraft::{
-    Clerk, ClerkConfig, KvConfig, KvEnd, KvReply, KvRequest, KvServer, KV_METHOD, RAFT_METHOD,
-};
+use kvraft::{Clerk, ClerkConfig, KvConfig, KvEnd, KvReply, KvRequest, KvServer, KV_METHOD};
 use labrpc::{ClientEnd, Network, Server};
 use linearizability::{check, CheckResult, History, Operation};
-use raft::{Envelope, NodeId, Transport};
+use raft::{Envelope, NodeId};
 use raft_storage::{MemStorage, Storage};
-use raft_tester::{block_on, Mode, RunOptions};
+pub use raft_tester::wiring::Latency;
+use raft_tester::wiring::{lock, peer_ends, server_name, LabTransport, RAFT_METHOD};
+use raft_tester::{block_on, seed_of, Mode, RunOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -57,13 +57,6 @@ pub const LINEARIZABILITY_BUDGET: Duration = Duration::from_secs(5);
 
 /// A scenario: builds its cluster, runs, panics with a message (and its seed) on failure.
 pub type Scenario = fn(RunOptions) -> Pin<Box<dyn Future<Output = ()>>>;
-
-/// The seed a test runs with unless `RAFT_TEST_SEED` says otherwise: a hash of its name.
-pub fn seed_of(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
 
 /// Runs `scenario` with options from the environment (`RAFT_TEST_REALTIME`,
 /// `RAFT_TEST_SEED`, `RAFT_TEST_QUIET`), in virtual time by default.
@@ -84,70 +77,6 @@ pub fn run_with(opts: RunOptions, scenario: Scenario) {
             );
         }
     });
-}
-
-// ----- latency ----------------------------------------------------------------------
-
-/// The one-way latency of a request on the harness's links: uniform in `[min, max)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Latency {
-    /// Shortest latency.
-    pub min: Duration,
-    /// Longest latency (exclusive).
-    pub max: Duration,
-}
-
-impl Latency {
-    /// The harness's default: U[2 ms, 8 ms).
-    pub const DEFAULT: Latency = Latency {
-        min: Duration::from_millis(2),
-        max: Duration::from_millis(8),
-    };
-    /// No latency at all (the benchmark's setting).
-    pub const ZERO: Latency = Latency {
-        min: Duration::ZERO,
-        max: Duration::ZERO,
-    };
-
-    fn sample(&self, rng: &Mutex<ChaCha8Rng>) -> Duration {
-        if self.max <= self.min {
-            return self.min;
-        }
-        let span = (self.max - self.min).as_micros() as u64;
-        let us = lock(rng).gen_range(0..span);
-        self.min + Duration::from_micros(us)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The Raft side of a server's links: one labrpc end per peer, plus latency.
-struct LabTransport {
-    ends: Vec<ClientEnd>,
-    latency: Latency,
-    rng: Arc<Mutex<ChaCha8Rng>>,
-}
-
-impl Transport for LabTransport {
-    fn call(&self, to: NodeId, msg: Envelope) -> BoxFuture<'static, Option<Envelope>> {
-        let end = usize::try_from(to)
-            .ok()
-            .and_then(|i| self.ends.get(i))
-            .cloned();
-        let delay = self.latency.sample(&self.rng);
-        Box::pin(async move {
-            let end = end?;
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            end.call::<Envelope, Option<Envelope>>(RAFT_METHOD, &msg)
-                .await
-                .ok()
-                .flatten()
-        })
-    }
 }
 
 /// A clerk's end to one server, with latency.
@@ -623,25 +552,10 @@ impl KvCluster {
     /// links are off until [`connect`](Self::connect) or [`connect_all`](Self::connect_all).
     pub fn start_server(&mut self, i: usize) {
         self.generation += 1;
-        let names: Vec<String> = (0..self.n)
-            .map(|j| format!("end-{i}-{j}-g{}", self.generation))
-            .collect();
-        let ends = names
-            .iter()
-            .enumerate()
-            .map(|(j, name)| {
-                let end = self.net.make_end(name.clone());
-                self.net.connect(name, &server_name(j));
-                end
-            })
-            .collect();
+        let (names, ends) = peer_ends(&self.net, i, self.n, self.generation);
         self.ends[i] = names;
         self.saved[i] = self.saved[i].deep_copy();
-        let transport = LabTransport {
-            ends,
-            latency: self.latency,
-            rng: Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(self.rng.gen()))),
-        };
+        let transport = LabTransport::new(ends).with_latency(self.latency, self.rng.gen());
         let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
         let kv = match KvServer::new(
             &peers,
@@ -700,10 +614,6 @@ impl Drop for KvCluster {
     fn drop(&mut self) {
         self.cleanup();
     }
-}
-
-fn server_name(i: usize) -> String {
-    format!("server-{i}")
 }
 
 /// Fails unless `v` holds client `clnt`'s tokens `x clnt 0 y` .. `x clnt count-1 y`,
