@@ -98,15 +98,7 @@ impl Operation {
         call: u64,
         ret: u64,
     ) -> Self {
-        Operation {
-            client,
-            kind: OpKind::Put,
-            key: key.into(),
-            value: value.into(),
-            output: String::new(),
-            call,
-            ret,
-        }
+        Self::write(OpKind::Put, client, key.into(), value.into(), call, ret)
     }
 
     /// An append of `value` to `key`, invoked at `call` and returning at `ret`.
@@ -117,11 +109,16 @@ impl Operation {
         call: u64,
         ret: u64,
     ) -> Self {
+        Self::write(OpKind::Append, client, key.into(), value.into(), call, ret)
+    }
+
+    /// A put or append: no output.
+    fn write(kind: OpKind, client: u64, key: String, value: String, call: u64, ret: u64) -> Self {
         Operation {
             client,
-            kind: OpKind::Append,
-            key: key.into(),
-            value: value.into(),
+            kind,
+            key,
+            value,
             output: String::new(),
             call,
             ret,

@@ -25,6 +25,7 @@
 //! let ready = core.take_ready();
 //! assert_eq!(ready.committed.last().map(|e| e.index), Some(index));
 //! ```
+#![warn(missing_docs)]
 
 mod config;
 mod core;

@@ -19,7 +19,8 @@
 //!   [`Raft::raft_state_size`] says how large the persisted log has grown.
 //!
 //! Nothing in this crate names a particular network: the tester plugs in the simulated
-//! `labrpc` network, and the server a TCP one.
+//! `labrpc` network; a deployed server would plug in a real (e.g. TCP) one.
+#![warn(missing_docs)]
 
 mod config;
 mod node;

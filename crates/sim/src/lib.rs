@@ -16,7 +16,7 @@
 //! ```
 //! use raft_sim::{run_seed, SimConfig, TraceMode};
 //! let report = run_seed(7, &SimConfig::default(), TraceMode::Ring(100)).unwrap();
-//! assert!(report.stats.steps > 0);
+//! assert!(report.stats.counts.steps > 0);
 //! if report.violation().is_some() {
 //!     // The seed, the violation, the settings, the cluster and the last events.
 //!     println!("{}", report.failure_report(60));
@@ -50,7 +50,7 @@ pub use crate::invariant::{Checker, Invariant, InvariantKind, Observation, Viola
 pub use crate::network::Network;
 pub use crate::rng::SharedRng;
 pub use crate::runner::{run_seed, shrink, SeedReport, Summary};
-pub use crate::sim::{decode_cmd, encode_cmd, FaultCounts, Outcome, RunStats, Simulator};
+pub use crate::sim::{decode_cmd, encode_cmd, Counters, FaultCounts, Outcome, RunStats, Simulator};
 pub use crate::storage::Storage;
 pub use crate::trace::{
     Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadySummary, Trace, TraceKind,

@@ -196,11 +196,11 @@ fn replay(args: &Args, seed: u64) -> Result<bool> {
     let s = &report.stats;
     println!(
         "{} steps, {:.3} s simulated, {} elections, {} commits, faults {}",
-        s.steps,
-        s.sim_time_us as f64 / 1e6,
-        s.elections,
-        s.commits,
-        s.faults
+        s.counts.steps,
+        s.counts.sim_time_us as f64 / 1e6,
+        s.counts.elections,
+        s.counts.commits,
+        s.counts.faults
     );
     match &report.outcome {
         Ok(o) => {
@@ -356,9 +356,9 @@ fn bench(args: &Args) -> Result<bool> {
             "{label:<36} {:>10.0} steps/s {:>9.0} seeds/min  ({} steps, {:.1} s wall, {:.0} simulated s/wall s, {} violations)",
             sum.steps_per_sec(),
             sum.seeds_per_min(),
-            sum.steps,
+            sum.counts.steps,
             sum.wall.as_secs_f64(),
-            sum.sim_time_us as f64 / 1e6 / sum.wall.as_secs_f64().max(1e-9),
+            sum.counts.sim_time_us as f64 / 1e6 / sum.wall.as_secs_f64().max(1e-9),
             sum.violations()
         );
     }

@@ -1,9 +1,9 @@
 //! Running seeds: one at a time with panics captured, many with a summary, and shrinking
 //! a failing run to a simpler one.
 
-use crate::config::{ConfigError, Micros, SimConfig};
+use crate::config::{ConfigError, SimConfig};
 use crate::invariant::Violation;
-use crate::sim::{FaultCounts, Outcome, RunStats, Simulator};
+use crate::sim::{Counters, Outcome, RunStats, Simulator};
 use crate::trace::{Trace, TraceMode};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -112,22 +112,8 @@ pub fn run_seed(seed: u64, cfg: &SimConfig, mode: TraceMode) -> Result<SeedRepor
 pub struct Summary {
     /// Seeds run.
     pub seeds: u64,
-    /// Steps taken.
-    pub steps: u64,
-    /// Virtual time simulated.
-    pub sim_time_us: Micros,
-    /// Leaders elected.
-    pub elections: u64,
-    /// Entries committed.
-    pub commits: u64,
-    /// Commands proposed.
-    pub proposals: u64,
-    /// Commands acknowledged.
-    pub acked: u64,
-    /// Messages sent.
-    pub messages: u64,
-    /// Faults injected.
-    pub faults: FaultCounts,
+    /// Events, time, elections, commits, messages and faults, summed over the seeds.
+    pub counts: Counters,
     /// Seeds that broke an invariant, with the invariant's name.
     pub failures: Vec<(u64, &'static str)>,
     /// How many seeds became live after how many ticks.
@@ -146,14 +132,7 @@ impl Summary {
     pub fn add(&mut self, r: &SeedReport) {
         self.seeds += 1;
         let s = &r.stats;
-        self.steps += s.steps;
-        self.sim_time_us += s.sim_time_us;
-        self.elections += s.elections;
-        self.commits += s.commits;
-        self.proposals += s.proposals;
-        self.acked += s.acked;
-        self.messages += s.messages;
-        self.faults.add(&s.faults);
+        self.counts.add(&s.counts);
         if let Some(t) = s.liveness_ticks {
             *self.liveness_ticks.entry(t).or_default() += 1;
             *self
@@ -170,14 +149,7 @@ impl Summary {
     /// Adds another summary (of disjoint seeds) to this one.
     pub fn merge(&mut self, o: &Summary) {
         self.seeds += o.seeds;
-        self.steps += o.steps;
-        self.sim_time_us += o.sim_time_us;
-        self.elections += o.elections;
-        self.commits += o.commits;
-        self.proposals += o.proposals;
-        self.acked += o.acked;
-        self.messages += o.messages;
-        self.faults.add(&o.faults);
+        self.counts.add(&o.counts);
         self.failures.extend(o.failures.iter().copied());
         self.failures.sort();
         for (t, c) in &o.liveness_ticks {
@@ -207,7 +179,7 @@ impl Summary {
 
     /// Steps per wall-clock second.
     pub fn steps_per_sec(&self) -> f64 {
-        self.steps as f64 / self.wall.as_secs_f64().max(1e-9)
+        self.counts.steps as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
     /// Seeds per wall-clock minute.
@@ -219,21 +191,21 @@ impl Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "seeds:           {}", self.seeds)?;
-        writeln!(f, "steps:           {}", self.steps)?;
+        writeln!(f, "steps:           {}", self.counts.steps)?;
         writeln!(
             f,
             "simulated time:  {:.1} s ({:.2} h)",
-            self.sim_time_us as f64 / 1e6,
-            self.sim_time_us as f64 / 3.6e9
+            self.counts.sim_time_us as f64 / 1e6,
+            self.counts.sim_time_us as f64 / 3.6e9
         )?;
-        writeln!(f, "elections:       {}", self.elections)?;
+        writeln!(f, "elections:       {}", self.counts.elections)?;
         writeln!(
             f,
             "commits:         {} entries ({} proposals, {} acknowledged)",
-            self.commits, self.proposals, self.acked
+            self.counts.commits, self.counts.proposals, self.counts.acked
         )?;
-        writeln!(f, "messages:        {}", self.messages)?;
-        writeln!(f, "faults injected: {}", self.faults)?;
+        writeln!(f, "messages:        {}", self.counts.messages)?;
+        writeln!(f, "faults injected: {}", self.counts.faults)?;
         match (
             self.liveness_quantile(0.5),
             self.liveness_quantile(0.99),

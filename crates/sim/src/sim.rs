@@ -80,9 +80,9 @@ impl fmt::Display for FaultCounts {
     }
 }
 
-/// What one run did.
+/// Counters a run accumulates and a sweep sums.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RunStats {
+pub struct Counters {
     /// Steps (events) taken.
     pub steps: u64,
     /// Virtual time simulated.
@@ -99,6 +99,27 @@ pub struct RunStats {
     pub messages: u64,
     /// Faults injected.
     pub faults: FaultCounts,
+}
+
+impl Counters {
+    /// Adds another run's (or sweep's) counters to these.
+    pub fn add(&mut self, o: &Counters) {
+        self.steps += o.steps;
+        self.sim_time_us += o.sim_time_us;
+        self.elections += o.elections;
+        self.commits += o.commits;
+        self.proposals += o.proposals;
+        self.acked += o.acked;
+        self.messages += o.messages;
+        self.faults.add(&o.faults);
+    }
+}
+
+/// What one run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Events, time, elections, commits, messages and faults.
+    pub counts: Counters,
     /// Ticks from the heal until the liveness check succeeded.
     pub liveness_ticks: Option<u64>,
     /// Catch-up allowance added to the liveness bound at the heal, in ticks.
@@ -156,10 +177,10 @@ pub fn decode_cmd(data: &[u8]) -> Option<u64> {
 /// use raft_sim::{SimConfig, Simulator, TraceMode};
 /// let mut sim = Simulator::new(42, &SimConfig::default(), TraceMode::Off).unwrap();
 /// match sim.run() {
-///     Ok(outcome) => println!("{outcome:?} after {} steps", sim.stats().steps),
+///     Ok(outcome) => println!("{outcome:?} after {} steps", sim.stats().counts.steps),
 ///     Err(violation) => println!("{violation}"),
 /// }
-/// assert!(sim.stats().steps > 0);
+/// assert!(sim.stats().counts.steps > 0);
 /// ```
 pub struct Simulator {
     seed: u64,
@@ -273,9 +294,9 @@ impl Simulator {
     /// What the run did so far.
     pub fn stats(&self) -> RunStats {
         let mut s = self.stats;
-        s.steps = self.world.step;
-        s.sim_time_us = self.world.now;
-        s.commits = self.world.ledger.len() as u64;
+        s.counts.steps = self.world.step;
+        s.counts.sim_time_us = self.world.now;
+        s.counts.commits = self.world.ledger.len() as u64;
         s
     }
 
@@ -506,7 +527,7 @@ impl Simulator {
     /// Proposes the next command at `node`.
     fn propose_one(&mut self, node: usize) -> ProposeResult {
         let cmd = self.ops.len() as u64;
-        self.stats.proposals += 1;
+        self.stats.counts.proposals += 1;
         let result = match self.world.nodes[node].core.as_mut() {
             None => ProposeResult::Down,
             Some(core) => match core.propose(encode_cmd(cmd)) {
@@ -617,7 +638,7 @@ impl Simulator {
         if let Some(core) = self.world.nodes[node].core() {
             if core.is_leader() && self.leader_term[node] != Some(core.term()) {
                 self.leader_term[node] = Some(core.term());
-                self.stats.elections += 1;
+                self.stats.counts.elections += 1;
             }
         }
     }
@@ -744,7 +765,7 @@ impl Simulator {
                 ),
             ));
         }
-        self.stats.messages += 1;
+        self.stats.counts.messages += 1;
         let (from, to) = (env.from as usize - 1, env.to as usize - 1);
         let latency = self.latency();
         let now = self.world.now;
@@ -753,22 +774,22 @@ impl Simulator {
             let (drop, dup, delay, reorder) = (f.drop, f.duplicate, f.delay, f.reorder);
             let delay_max = f.delay_max_ticks * self.cfg.network.tick_us;
             let fate = if self.chance(drop) {
-                self.stats.faults.drop += 1;
+                self.stats.counts.faults.drop += 1;
                 Some(Fate::Dropped)
             } else if self.chance(dup) {
-                self.stats.faults.duplicate += 1;
+                self.stats.counts.faults.duplicate += 1;
                 let extra = self.rng.gen_range(0..=delay_max / 4 + 1);
                 self.queue
                     .push(now + latency + extra, Event::Deliver(env.clone()));
                 Some(Fate::Duplicated)
             } else if self.chance(delay) {
-                self.stats.faults.delay += 1;
+                self.stats.counts.faults.delay += 1;
                 let extra = self.rng.gen_range(1..=delay_max.max(1));
                 self.queue
                     .push(now + latency + extra, Event::Deliver(env.clone()));
                 Some(Fate::Delayed)
             } else if self.chance(reorder) {
-                self.stats.faults.reorder += 1;
+                self.stats.counts.faults.reorder += 1;
                 // Outside the link's FIFO order: it may overtake earlier messages.
                 let lo = self.cfg.network.latency_min_us;
                 let at = now + self.rng.gen_range(lo..=latency);
@@ -814,7 +835,7 @@ impl Simulator {
             return Ok(());
         }
         self.ops[cmd as usize] = None;
-        self.stats.acked += 1;
+        self.stats.counts.acked += 1;
         if let Some(p) = self.probe.as_mut() {
             if p.node == node && p.index == entry.index && p.term == entry.term {
                 p.acked = true;
@@ -869,7 +890,7 @@ impl Simulator {
             Ok(())
         } else if r < partition + heal {
             self.net.heal();
-            self.stats.faults.heal += 1;
+            self.stats.counts.faults.heal += 1;
             self.record(TraceKind::Fault(Fault::HealNetwork));
             Ok(())
         } else {
@@ -939,7 +960,7 @@ impl Simulator {
             },
         };
         self.net.apply(&p);
-        self.stats.faults.partition += 1;
+        self.stats.counts.faults.partition += 1;
         self.record(TraceKind::Fault(Fault::Partition(p)));
     }
 
@@ -957,9 +978,9 @@ impl Simulator {
         nd.commit_seen = 0;
         nd.compact_pending = false;
         let incarnation = nd.incarnation;
-        self.stats.faults.crash += 1;
+        self.stats.counts.faults.crash += 1;
         if rolled_back.is_some() {
-            self.stats.faults.lost_unsynced += 1;
+            self.stats.counts.faults.lost_unsynced += 1;
         }
         self.record(TraceKind::Fault(Fault::Crash {
             node: node as NodeId + 1,
@@ -1000,7 +1021,7 @@ impl Simulator {
         nd.digest = DIGEST_INIT;
         nd.commit_seen = 0;
         let incarnation = nd.incarnation;
-        self.stats.faults.restart += 1;
+        self.stats.counts.faults.restart += 1;
         self.record(TraceKind::Fault(Fault::Restart { node: id }));
         self.observe(Observation::Restarted { node })?;
         let first = self.world.now + self.rng.gen_range(1..=self.periods[node]);

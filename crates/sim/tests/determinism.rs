@@ -35,7 +35,7 @@ fn same_seed_same_trace() {
         println!(
             "seed {seed}: {} trace lines, {} steps, hash {:016x}",
             a.lines().count(),
-            stats_a.steps,
+            stats_a.counts.steps,
             hash(&a)
         );
     }

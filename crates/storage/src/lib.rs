@@ -9,6 +9,7 @@
 //! tester copies it with [`MemStorage::deep_copy`] when it crashes a node, so that a
 //! zombie instance's late writes land in an orphan and the restarted node sees exactly
 //! what had been written at the moment of the crash.
+#![warn(missing_docs)]
 
 mod mem;
 

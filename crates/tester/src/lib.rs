@@ -21,6 +21,7 @@
 //! | `RAFT_TEST_REALTIME=1` | run against the wall clock on a multi-threaded runtime |
 //! | `RAFT_TEST_SEED=N` | the seed of every random choice (network, timeouts, tester) |
 //! | `RAFT_TEST_QUIET=1` | do not print the per-test lines |
+#![warn(missing_docs)]
 
 mod cluster;
 mod runner;
