@@ -40,15 +40,19 @@ impl CoreConfig {
     /// Checks the settings and says precisely what is wrong.
     ///
     /// The election timeout must be at least twice the heartbeat interval: otherwise one
-    /// lost heartbeat is enough to start an election under a healthy leader.
+    /// lost heartbeat is enough to start an election under a healthy leader. Its range
+    /// must span more than one value, so that randomisation can break split votes.
     pub fn validate(&self) -> Result<(), CoreError> {
         let bad = |reason: String| Err(CoreError::InvalidConfig(reason));
         if self.heartbeat_ticks == 0 {
             return bad("heartbeat_ticks must be at least 1".into());
         }
-        if self.election_timeout_min > self.election_timeout_max {
+        if self.election_timeout_min >= self.election_timeout_max {
+            // Without a span to randomise over, nodes that tick in lock-step time out
+            // together, split the vote, and can stay candidates forever.
             return bad(format!(
-                "election_timeout_min ({}) exceeds election_timeout_max ({})",
+                "election_timeout_min ({}) must be below election_timeout_max ({}): \
+                 the timeout needs a random span",
                 self.election_timeout_min, self.election_timeout_max
             ));
         }

@@ -34,6 +34,23 @@ pub enum CoreError {
         /// The highest index handed over for applying.
         applied: Index,
     },
+    /// A message is malformed: a field out of range, entries that do not follow their
+    /// `prev_log_index`, terms that go backwards. It is dropped; nothing changed.
+    #[error("malformed message: {0}")]
+    MalformedMessage(String),
+    /// An AppendEntries would overwrite a committed entry with a different one. Only a
+    /// broken peer (or a safety bug elsewhere) can send it; the message is refused and the
+    /// log left intact.
+    #[error("refused to overwrite committed entry {index} (commit index {commit})")]
+    ConflictsWithCommitted {
+        /// The first entry that differs.
+        index: Index,
+        /// This node's commit index.
+        commit: Index,
+    },
+    /// The log refused a change.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
     /// Restored entries are not contiguous.
     #[error("corrupt log: expected index {expected}, found {found}")]
     CorruptLog {

@@ -27,20 +27,33 @@
 //! ```
 #![warn(missing_docs)]
 
+/// Stops the node when one of the core's own invariants is broken, in every build: a
+/// node that continued would write a corrupt log. The message says what broke and the
+/// panic location says where (etcd's raft does the same with `Panicf`).
+macro_rules! invariant {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            panic!("raft-core invariant broken: {}", format_args!($($arg)+));
+        }
+    };
+}
+pub(crate) use invariant;
+
 mod config;
 mod core;
 mod error;
 mod log;
 mod message;
 mod progress;
+mod quorum;
 mod ready;
 mod types;
 
 pub use crate::config::CoreConfig;
 pub use crate::core::RaftCore;
 pub use crate::error::CoreError;
-pub use crate::log::RaftLog;
-pub use crate::message::{Envelope, Message, RejectHint};
+pub use crate::log::{LogError, RaftLog};
+pub use crate::message::{Envelope, Message, RejectHint, MAX_WIRE_VALUE};
 pub use crate::progress::{Progress, ProgressState};
 pub use crate::ready::Ready;
 pub use crate::types::{

@@ -2,6 +2,29 @@
 
 use crate::types::{Entry, Index, SnapshotMeta, Term};
 
+/// A change the log refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    /// Compaction to an index whose term the log does not know.
+    #[error("cannot compact to index {index}: the log holds {first}..={last}")]
+    UnknownTerm {
+        /// The requested index.
+        index: Index,
+        /// The first index held.
+        first: Index,
+        /// The last index held.
+        last: Index,
+    },
+    /// Installing a snapshot older than the current one.
+    #[error("snapshot at {index} is older than the current one at {current}")]
+    StaleSnapshot {
+        /// The offered snapshot's index.
+        index: Index,
+        /// The current snapshot's index.
+        current: Index,
+    },
+}
+
 /// The log as the core sees it. Entries before `snapshot.index` have been compacted away;
 /// only the index and term of the last compacted entry are kept, which is all the
 /// consistency check of AppendEntries needs.
@@ -115,14 +138,20 @@ impl RaftLog {
         i
     }
 
-    /// Appends one entry, which must follow the last one.
-    pub fn push(&mut self, entry: Entry) {
-        debug_assert_eq!(entry.index, self.last_index() + 1);
+    /// Appends one entry, which must follow the last one. Anything else is a bug in the
+    /// caller: the node stops rather than keep a log with a gap or an overlap.
+    pub(crate) fn push(&mut self, entry: Entry) {
+        crate::invariant!(
+            entry.index == self.last_index() + 1,
+            "appending entry {} to a log that ends at {}",
+            entry.index,
+            self.last_index()
+        );
         self.entries.push(entry);
     }
 
     /// Removes every entry at `index` and after.
-    pub fn truncate_from(&mut self, index: Index) {
+    pub(crate) fn truncate_from(&mut self, index: Index) {
         if index <= self.snapshot.index {
             self.entries.clear();
             return;
@@ -131,30 +160,43 @@ impl RaftLog {
         self.entries.truncate(keep);
     }
 
-    /// Discards entries through `index` (which must be held), remembering its term.
-    pub fn compact_to(&mut self, index: Index) {
+    /// Discards entries through `index`, remembering its term. `index` must be the
+    /// snapshot point or an entry the log holds: a term it does not know cannot be kept.
+    pub(crate) fn compact_to(&mut self, index: Index) -> Result<(), LogError> {
         let Some(term) = self.term(index) else {
-            return;
+            return Err(LogError::UnknownTerm {
+                index,
+                first: self.first_index(),
+                last: self.last_index(),
+            });
         };
-        if index <= self.snapshot.index {
-            return;
+        if index == self.snapshot.index {
+            return Ok(());
         }
         let n = (index - self.snapshot.index) as usize;
         self.entries.drain(..n);
         self.snapshot = SnapshotMeta { index, term };
+        Ok(())
     }
 
     /// Makes `snapshot` the new start of the log: entries after it are kept if the log
     /// holds the snapshot's last entry with the same term (they agree with it), otherwise
-    /// the whole log is discarded.
-    pub fn install(&mut self, snapshot: SnapshotMeta) {
-        if self.term(snapshot.index) == Some(snapshot.term) && snapshot.index >= self.snapshot.index
-        {
-            self.compact_to(snapshot.index);
+    /// the whole log is discarded. A snapshot older than the current one is refused: it
+    /// would bring back entries that were compacted away.
+    pub(crate) fn install(&mut self, snapshot: SnapshotMeta) -> Result<(), LogError> {
+        if snapshot.index < self.snapshot.index {
+            return Err(LogError::StaleSnapshot {
+                index: snapshot.index,
+                current: self.snapshot.index,
+            });
+        }
+        if self.term(snapshot.index) == Some(snapshot.term) {
+            self.compact_to(snapshot.index)?;
         } else {
             self.entries.clear();
         }
         self.snapshot = snapshot;
+        Ok(())
     }
 
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as
@@ -194,6 +236,25 @@ mod tests {
     #[test]
     fn rejects_gaps() {
         assert!(RaftLog::new(SnapshotMeta::default(), vec![e(1, 1), e(3, 1)]).is_err());
+    }
+
+    #[test]
+    fn compaction_needs_a_known_term_and_install_refuses_older_snapshots() {
+        let mut log = RaftLog::new(SnapshotMeta::default(), vec![e(1, 1), e(2, 1), e(3, 2)])
+            .expect("valid log");
+        assert!(log.compact_to(9).is_err(), "beyond the end");
+        log.compact_to(2).expect("held");
+        assert!(log.compact_to(1).is_err(), "compacted away");
+        assert_eq!(log.compact_to(2), Ok(()), "the snapshot point itself");
+        assert!(log.install(SnapshotMeta { index: 1, term: 1 }).is_err());
+        assert_eq!(log.first_index(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant broken")]
+    fn push_refuses_a_gap_in_every_build() {
+        let mut log = RaftLog::new(SnapshotMeta::default(), vec![e(1, 1)]).expect("valid log");
+        log.push(e(3, 1));
     }
 
     #[test]

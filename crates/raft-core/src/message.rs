@@ -1,6 +1,7 @@
 //! The messages peers exchange (Figure 2's RPCs, each split into request and response).
 
 use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term};
+use crate::CoreError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +92,9 @@ pub enum Message {
         term: Term,
         /// The snapshot this answers for.
         meta: SnapshotMeta,
+        /// The offset of the chunk this answers, so that the leader can tell an answer to
+        /// the chunk it is waiting for from a duplicated or delayed one.
+        offset: u64,
         /// The offset the follower expects next (the whole length once installed).
         next_offset: u64,
         /// True once the follower holds the snapshot (or already had everything in it).
@@ -98,7 +102,107 @@ pub enum Message {
     },
 }
 
+/// The largest index, term or byte offset a message may carry. No log comes near it (at a
+/// million entries a second it takes 146,000 years); refusing larger values keeps every
+/// `+ 1` on a value from the network from overflowing.
+pub const MAX_WIRE_VALUE: u64 = u64::MAX >> 2;
+
 impl Message {
+    /// Checks what can be checked without the receiver's state: every index, term and
+    /// offset within [`MAX_WIRE_VALUE`], entries numbered `prev_log_index + 1, + 2, …` with
+    /// terms that never decrease nor exceed the sender's term, a snapshot that ends at an
+    /// entry. [`RaftCore::step`](crate::RaftCore::step) refuses a message that fails.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let bad = |what: String| Err(CoreError::MalformedMessage(what));
+        let term = self.term();
+        let in_range = |name: &str, v: u64| -> Result<(), CoreError> {
+            if v > MAX_WIRE_VALUE {
+                return Err(CoreError::MalformedMessage(format!(
+                    "{name} {v} exceeds {MAX_WIRE_VALUE}"
+                )));
+            }
+            Ok(())
+        };
+        in_range("term", term)?;
+        match self {
+            Message::RequestVote {
+                last_log_index,
+                last_log_term,
+                ..
+            } => {
+                in_range("last_log_index", *last_log_index)?;
+                if *last_log_term > term {
+                    return bad(format!("last_log_term {last_log_term} exceeds term {term}"));
+                }
+            }
+            Message::RequestVoteResponse { .. } => {}
+            Message::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                ..
+            } => {
+                in_range("prev_log_index", *prev_log_index)?;
+                in_range("leader_commit", *leader_commit)?;
+                if *prev_log_term > term {
+                    return bad(format!("prev_log_term {prev_log_term} exceeds term {term}"));
+                }
+                if entries.len() as u64 > MAX_WIRE_VALUE - prev_log_index {
+                    return bad("entries run past the largest index".into());
+                }
+                let mut last_term = *prev_log_term;
+                for (i, e) in entries.iter().enumerate() {
+                    let expected = prev_log_index + 1 + i as u64;
+                    if e.index != expected {
+                        return bad(format!("entry {i} has index {}, not {expected}", e.index));
+                    }
+                    if e.term < last_term || e.term > term {
+                        return bad(format!(
+                            "entry {} has term {} after term {last_term} in a term-{term} message",
+                            e.index, e.term
+                        ));
+                    }
+                    last_term = e.term;
+                }
+            }
+            Message::AppendEntriesResponse { index, reject, .. } => {
+                in_range("index", *index)?;
+                if let Some(hint) = reject {
+                    in_range("hint.last_index", hint.last_index)?;
+                    in_range("hint.first_index_of_term", hint.first_index_of_term)?;
+                    in_range("hint.conflict_term", hint.conflict_term.unwrap_or(0))?;
+                }
+            }
+            Message::InstallSnapshot {
+                meta, offset, data, ..
+            } => {
+                in_range("snapshot index", meta.index)?;
+                in_range("offset", *offset)?;
+                if meta.index == 0 || meta.term == 0 || meta.term > term {
+                    return bad(format!(
+                        "snapshot ({}, {}) does not end at an entry of term <= {term}",
+                        meta.index, meta.term
+                    ));
+                }
+                if data.len() as u64 > MAX_WIRE_VALUE - offset {
+                    return bad("chunk runs past the largest offset".into());
+                }
+            }
+            Message::InstallSnapshotResponse {
+                meta,
+                offset,
+                next_offset,
+                ..
+            } => {
+                in_range("snapshot index", meta.index)?;
+                in_range("offset", *offset)?;
+                in_range("next_offset", *next_offset)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The term the message was sent in.
     pub fn term(&self) -> Term {
         match self {

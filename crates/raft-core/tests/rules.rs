@@ -271,6 +271,16 @@ fn bad_construction_is_an_error() {
         RaftCore::new(1, &[1], bad, st(), rng()).err(),
         Some(CoreError::InvalidConfig(_))
     ));
+    // No span to randomise over: lock-stepped nodes could split votes forever.
+    let no_span = CoreConfig {
+        election_timeout_min: 10,
+        election_timeout_max: 10,
+        ..CoreConfig::default()
+    };
+    assert!(matches!(
+        RaftCore::new(1, &[1], no_span, st(), rng()).err(),
+        Some(CoreError::InvalidConfig(_))
+    ));
     let mut c = core(1);
     assert_eq!(c.step(7, vote_req(1, 0, 0)), Err(CoreError::UnknownPeer(7)));
     assert!(matches!(
@@ -296,8 +306,8 @@ fn append_accepts_matching_prev_and_rejects_mismatch() {
             ..
         }
     ));
-    // prev term mismatch at index 2
-    c.step(1, append(1, (2, 9), vec![entry(3, 1)], 0))
+    // prev term mismatch at index 2 (a leader of term 9 says index 2 has term 5)
+    c.step(1, append(9, (2, 5), vec![entry(3, 9)], 0))
         .expect("step");
     assert!(matches!(
         only_reply(&mut c),
@@ -307,7 +317,7 @@ fn append_accepts_matching_prev_and_rejects_mismatch() {
         }
     ));
     // prev beyond the end
-    c.step(1, append(1, (7, 1), vec![], 0)).expect("step");
+    c.step(1, append(9, (7, 1), vec![], 0)).expect("step");
     match only_reply(&mut c) {
         Message::AppendEntriesResponse {
             reject: Some(hint), ..
@@ -437,7 +447,7 @@ fn reject_hint_skips_a_whole_term() {
     )
     .expect("step");
     // Leader has no term-2 entry, so it jumps straight to the follower's first term-2 index.
-    let next = l.progress(2).expect("progress").next;
+    let next = l.progress(2).expect("progress").next();
     assert_eq!(next, 3);
     let ready = l.take_ready();
     assert!(ready.messages.iter().any(|m| matches!(

@@ -150,15 +150,19 @@ fn leader_sends_snapshot_in_chunks_to_a_follower_behind_it() {
         },
     )
     .expect("step");
+    // Chunks stream within the in-flight window (64 messages by default): answer each
+    // in order, and the next ones follow until the last is installed.
     let mut received = Vec::new();
+    let mut in_flight = Vec::new();
     let mut rounds = 0;
-    loop {
+    let mut installed = false;
+    while !installed {
         rounds += 1;
         assert!(rounds < 20, "snapshot transfer does not finish");
         let ready = c.take_ready();
-        let Some(msg) = ready.messages.into_iter().find(|m| m.to == 2) else {
-            panic!("no message to the follower")
-        };
+        in_flight.extend(ready.messages.into_iter().filter(|m| m.to == 2));
+        assert!(!in_flight.is_empty(), "no message to the follower");
+        let msg = in_flight.remove(0);
         let Message::InstallSnapshot {
             meta,
             offset,
@@ -169,7 +173,7 @@ fn leader_sends_snapshot_in_chunks_to_a_follower_behind_it() {
         else {
             panic!("expected a snapshot chunk, got {:?}", msg.msg)
         };
-        assert_eq!(offset as usize, received.len());
+        assert_eq!(offset as usize, received.len(), "chunks go out in order");
         assert!(data.len() <= 4, "chunks respect the configured size");
         received.extend_from_slice(&data);
         let next_offset = received.len() as u64;
@@ -178,18 +182,18 @@ fn leader_sends_snapshot_in_chunks_to_a_follower_behind_it() {
             Message::InstallSnapshotResponse {
                 term: 3,
                 meta,
+                offset,
                 next_offset,
                 installed: done,
             },
         )
         .expect("step");
-        if done {
-            break;
-        }
+        installed = done;
     }
+    assert!(in_flight.is_empty(), "nothing sent past the last chunk");
     assert_eq!(received, b"SNAPSHOT-THROUGH-8");
     let pr = c.progress(2).expect("progress");
-    assert_eq!(pr.matched, 8);
+    assert_eq!(pr.matched(), 8);
     // Once installed, the follower gets the entries after the snapshot.
     let ready = c.take_ready();
     assert!(ready.messages.iter().any(|m| m.to == 2

@@ -61,26 +61,27 @@ pub use crate::world::{
     DIGEST_INIT,
 };
 
-/// The raft-core bugs planted by this build's features (empty in a normal build).
+/// The raft-core bugs planted in this build by `--cfg raft_bug="NAME"` (empty in a normal
+/// build; only `check-planted-bugs.sh` sets it).
 pub fn planted_bugs() -> Vec<&'static str> {
     let mut v = Vec::new();
-    if cfg!(feature = "bug-commit-old-term") {
-        v.push("bug-commit-old-term");
+    if cfg!(raft_bug = "commit-old-term") {
+        v.push("commit-old-term");
     }
-    if cfg!(feature = "bug-double-vote") {
-        v.push("bug-double-vote");
+    if cfg!(raft_bug = "double-vote") {
+        v.push("double-vote");
     }
-    if cfg!(feature = "bug-no-election-restriction") {
-        v.push("bug-no-election-restriction");
+    if cfg!(raft_bug = "no-election-restriction") {
+        v.push("no-election-restriction");
     }
-    if cfg!(feature = "bug-truncate-on-stale-append") {
-        v.push("bug-truncate-on-stale-append");
+    if cfg!(raft_bug = "truncate-on-stale-append") {
+        v.push("truncate-on-stale-append");
     }
-    if cfg!(feature = "bug-forget-vote") {
-        v.push("bug-forget-vote");
+    if cfg!(raft_bug = "forget-vote") {
+        v.push("forget-vote");
     }
-    if cfg!(feature = "bug-install-stale-snapshot") {
-        v.push("bug-install-stale-snapshot");
+    if cfg!(raft_bug = "install-stale-snapshot") {
+        v.push("install-stale-snapshot");
     }
     v
 }

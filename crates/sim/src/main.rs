@@ -143,15 +143,20 @@ fn replay_flags(args: &Args) -> String {
     s
 }
 
-/// The cargo command that rebuilds this binary with the same planted bugs.
+/// The cargo command that rebuilds this binary with the same planted bugs (a `--cfg`, in
+/// a target directory of its own so that the normal build is not invalidated).
 fn cargo_run() -> String {
     let bugs = planted_bugs();
     if bugs.is_empty() {
         "cargo run --release -p raft-sim --".to_string()
     } else {
+        let cfgs: Vec<String> = bugs
+            .iter()
+            .map(|b| format!("--cfg raft_bug=\\\"{b}\\\""))
+            .collect();
         format!(
-            "cargo run --release -p raft-sim --features {} --",
-            bugs.join(",")
+            "RUSTFLAGS=\"{}\" CARGO_TARGET_DIR=target-sim cargo run --release -p raft-sim --",
+            cfgs.join(" ")
         )
     }
 }

@@ -455,6 +455,7 @@ impl Simulator {
             None
         };
         if let Some(why) = why {
+            self.observe(Observation::Lost { env: &env })?;
             if self.trace.enabled() {
                 self.record(TraceKind::Lost {
                     from: env.from,
@@ -798,6 +799,11 @@ impl Simulator {
             } else {
                 None
             };
+            self.observe(Observation::Sent {
+                node,
+                env: &env,
+                disturbed: fate.is_some(),
+            })?;
             if let Some(fate) = fate {
                 if self.trace.enabled() {
                     self.record(TraceKind::Faulted {
@@ -811,6 +817,13 @@ impl Simulator {
                     return Ok(());
                 }
             }
+        }
+        if !self.faults_on {
+            self.observe(Observation::Sent {
+                node,
+                env: &env,
+                disturbed: false,
+            })?;
         }
         let at = self.net.fifo_time(from, to, now + latency);
         self.queue.push(at, Event::Deliver(env));

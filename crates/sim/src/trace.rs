@@ -68,6 +68,8 @@ pub enum MsgSummary {
         term: Term,
         /// The snapshot answered for.
         meta: SnapshotMeta,
+        /// Offset of the chunk answered.
+        offset: u64,
         /// Offset expected next.
         next_offset: u64,
         /// Installed.
@@ -130,11 +132,13 @@ impl From<&Message> for MsgSummary {
             Message::InstallSnapshotResponse {
                 term,
                 meta,
+                offset,
                 next_offset,
                 installed,
             } => MsgSummary::SnapResp {
                 term: *term,
                 meta: *meta,
+                offset: *offset,
                 next_offset: *next_offset,
                 installed: *installed,
             },
@@ -213,11 +217,12 @@ impl fmt::Display for MsgSummary {
             MsgSummary::SnapResp {
                 term,
                 meta,
+                offset,
                 next_offset,
                 installed,
             } => write!(
                 f,
-                "SnapshotAck(t{term} ..{}@{} {})",
+                "SnapshotAck(t{term} ..{}@{} chunk@{offset} {})",
                 meta.index,
                 meta.term,
                 if installed {

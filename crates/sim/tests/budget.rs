@@ -2,7 +2,7 @@
 //!
 //! - In a normal build, no seed of the budget may break any invariant: the safety
 //!   invariants (liveness off) and, separately, liveness after the heal.
-//! - In a build with a planted raft-core bug (`--features bug-…`), some seed within the
+//! - In a build with a planted raft-core bug (`RUSTFLAGS='--cfg raft_bug="…"'`), some seed within the
 //!   budget must break a safety invariant; the test prints how many seeds that took.
 //!   Liveness is off there: the planted bugs are safety bugs, and a clean build shows no
 //!   safety violation over the same seeds, so whatever is caught is the planted bug.

@@ -7,9 +7,11 @@
 //! invariants must know about, add an `Observation` variant (existing invariants ignore
 //! it with their `_ => Ok(())` arm).
 
+mod flow;
+
 use crate::config::{Micros, SimConfig};
 use crate::world::{decode_snapshot, Recorded, World};
-use raft_core::{Entry, HardState, Index, Snapshot, Term};
+use raft_core::{Entry, Envelope, HardState, Index, Snapshot, Term};
 use std::collections::btree_map::Entry as MapEntry;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,6 +72,21 @@ pub enum Observation<'a> {
         index: Index,
         /// Term of the command's entry.
         term: Term,
+    },
+    /// A node sent a message; `disturbed` when a fault struck it (dropped, duplicated,
+    /// delayed or reordered).
+    Sent {
+        /// Node index of the sender.
+        node: usize,
+        /// The message.
+        env: &'a Envelope,
+        /// Whether a fault struck it.
+        disturbed: bool,
+    },
+    /// A message was lost at delivery: its link was down or its receiver was.
+    Lost {
+        /// The message.
+        env: &'a Envelope,
     },
     /// A node crashed.
     Crashed {
@@ -141,11 +158,16 @@ pub enum InvariantKind {
     /// After each `Ready` is persisted, the core's term, vote and log equal what is on
     /// disk: anything it acts on survives a crash.
     PersistedState,
+    /// A leader never has more messages in flight to a follower than its window allows.
+    FlowWindow,
+    /// One snapshot transfer sends a small multiple of the snapshot's size in chunks,
+    /// plus what faults on its link account for.
+    SnapshotTraffic,
 }
 
 impl InvariantKind {
     /// Every built-in invariant.
-    pub const ALL: [InvariantKind; 8] = [
+    pub const ALL: [InvariantKind; 10] = [
         InvariantKind::ElectionSafety,
         InvariantKind::LeaderAppendOnly,
         InvariantKind::LogMatching,
@@ -154,6 +176,8 @@ impl InvariantKind {
         InvariantKind::CommitMonotonic,
         InvariantKind::Durability,
         InvariantKind::PersistedState,
+        InvariantKind::FlowWindow,
+        InvariantKind::SnapshotTraffic,
     ];
 
     /// The invariant's name.
@@ -167,6 +191,8 @@ impl InvariantKind {
             InvariantKind::CommitMonotonic => "commit-monotonic",
             InvariantKind::Durability => "durability",
             InvariantKind::PersistedState => "persisted-state",
+            InvariantKind::FlowWindow => "flow-window",
+            InvariantKind::SnapshotTraffic => "snapshot-traffic",
         }
     }
 
@@ -175,8 +201,8 @@ impl InvariantKind {
         Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// A fresh checker of this invariant for a cluster of `nodes`.
-    pub fn build(self, nodes: usize) -> Box<dyn Invariant> {
+    /// A fresh checker of this invariant for a cluster of `nodes` run with `cfg`.
+    pub fn build(self, cfg: &SimConfig, nodes: usize) -> Box<dyn Invariant> {
         match self {
             InvariantKind::ElectionSafety => Box::new(ElectionSafety::default()),
             InvariantKind::LeaderAppendOnly => Box::new(LeaderAppendOnly {
@@ -194,6 +220,8 @@ impl InvariantKind {
             }),
             InvariantKind::Durability => Box::new(Durability::default()),
             InvariantKind::PersistedState => Box::new(PersistedState),
+            InvariantKind::FlowWindow => Box::new(flow::FlowWindow::new(cfg)),
+            InvariantKind::SnapshotTraffic => Box::new(flow::SnapshotTraffic::new(cfg, nodes)),
         }
     }
 }
@@ -210,7 +238,7 @@ impl Checker {
             invariants: InvariantKind::ALL
                 .into_iter()
                 .filter(|k| cfg.checks(*k))
-                .map(|k| k.build(nodes))
+                .map(|k| k.build(cfg, nodes))
                 .collect(),
         }
     }

@@ -1,0 +1,404 @@
+//! The protocol state machine: Figure 2 of the extended Raft paper, driven by events.
+//!
+//! This module holds the state, the inputs and the [`Ready`] hand-over; the rules live in
+//! one submodule per concern: [`election`], [`follower`] (receiving entries and
+//! snapshots), [`leader`] (sending them, flow control, commit).
+
+mod election;
+mod follower;
+mod leader;
+
+use crate::config::CoreConfig;
+use crate::log::RaftLog;
+use crate::message::{Envelope, Message};
+use crate::progress::Progress;
+use crate::ready::Ready;
+use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, Term};
+use crate::CoreError;
+use bytes::Bytes;
+use rand_core::RngCore;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One Raft peer's protocol logic. It does no I/O and reads no clock: the driver calls
+/// [`tick`](RaftCore::tick), [`step`](RaftCore::step) and [`propose`](RaftCore::propose),
+/// then carries out the [`Ready`] that [`take_ready`](RaftCore::take_ready) returns.
+pub struct RaftCore<R: RngCore> {
+    id: NodeId,
+    peers: Vec<NodeId>,
+    cfg: CoreConfig,
+    rng: R,
+
+    hard: HardState,
+    role: Role,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    /// The data of the snapshot the log starts after (empty when there is none).
+    snapshot_data: Bytes,
+    commit: Index,
+    applied: Index,
+
+    election_elapsed: u32,
+    election_timeout: u32,
+    heartbeat_elapsed: u32,
+    votes: BTreeMap<NodeId, bool>,
+    progress: BTreeMap<NodeId, Progress>,
+
+    // Output not yet handed to the driver.
+    hard_dirty: bool,
+    stable_last: Index,
+    pending_truncate: Option<Index>,
+    pending_entries: Vec<Entry>,
+    pending_snapshot: Option<Snapshot>,
+    pending_restore: Option<Snapshot>,
+    outbox: Vec<Envelope>,
+    /// New entries not yet offered to the followers: proposals are sent once per
+    /// [`Ready`], all together, rather than one message per proposal.
+    broadcast_pending: bool,
+    /// A snapshot being received from the leader, chunk by chunk.
+    incoming: Option<follower::IncomingSnapshot>,
+}
+
+impl<R: RngCore> RaftCore<R> {
+    /// Creates a core for peer `id` of the cluster `peers` (which must contain `id`),
+    /// resuming from `restored`. All randomness comes from `rng`.
+    pub fn new(
+        id: NodeId,
+        peers: &[NodeId],
+        cfg: CoreConfig,
+        restored: RestoredState,
+        rng: R,
+    ) -> Result<Self, CoreError> {
+        cfg.validate()?;
+        if peers.is_empty() {
+            return Err(CoreError::NoPeers);
+        }
+        let members: BTreeSet<NodeId> = peers.iter().copied().collect();
+        if members.len() != peers.len() {
+            return Err(CoreError::DuplicatePeer);
+        }
+        if !members.contains(&id) {
+            return Err(CoreError::NotAMember(id));
+        }
+        let snapshot = restored.snapshot;
+        let log = RaftLog::new(snapshot, restored.entries)?;
+        // A restarted service first gets its snapshot back, then only later entries.
+        let pending_restore = (snapshot.index > 0).then(|| Snapshot {
+            meta: snapshot,
+            data: restored.snapshot_data.clone(),
+        });
+        let stable_last = log.last_index();
+        let mut core = RaftCore {
+            id,
+            peers: members.into_iter().collect(),
+            cfg,
+            rng,
+            hard: restored.hard_state,
+            role: Role::Follower,
+            leader: None,
+            log,
+            snapshot_data: restored.snapshot_data,
+            commit: snapshot.index,
+            applied: snapshot.index,
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            hard_dirty: false,
+            stable_last,
+            pending_truncate: None,
+            pending_entries: Vec::new(),
+            pending_snapshot: None,
+            pending_restore,
+            outbox: Vec::new(),
+            broadcast_pending: false,
+            incoming: None,
+        };
+        core.reset_election_timer();
+        Ok(core)
+    }
+
+    // ----- observation -------------------------------------------------------------
+
+    /// This peer's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    /// All peers of the cluster, this one included, in ascending order.
+    pub fn peers(&self) -> &[NodeId] {
+        &self.peers
+    }
+    /// Current term.
+    pub fn term(&self) -> Term {
+        self.hard.term
+    }
+    /// Term and vote, as they will be persisted.
+    pub fn hard_state(&self) -> HardState {
+        self.hard
+    }
+    /// Current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// True when this peer believes it is the leader of its current term.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    /// The leader of the current term, when known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    /// The log.
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+    /// Highest index known to be committed.
+    pub fn commit_index(&self) -> Index {
+        self.commit
+    }
+    /// Highest index handed to the driver for applying.
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+    /// A leader's view of a follower's replication, for tests and metrics.
+    pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
+        self.progress.get(&peer)
+    }
+
+    // ----- inputs --------------------------------------------------------------------
+
+    /// One unit of logical time has passed.
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => {
+                self.heartbeat_elapsed += 1;
+                if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+                    self.heartbeat_elapsed = 0;
+                    self.heartbeat();
+                }
+            }
+            Role::Follower | Role::Candidate => {
+                self.election_elapsed += 1;
+                if self.election_elapsed >= self.election_timeout {
+                    self.campaign();
+                }
+            }
+        }
+    }
+
+    /// Asks the leader to append `data` to the log. Returns the index and term the entry
+    /// will have if it commits, or [`CoreError::NotLeader`].
+    pub fn propose(&mut self, data: Bytes) -> Result<(Index, Term), CoreError> {
+        if self.role != Role::Leader {
+            return Err(CoreError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let entry = Entry {
+            term: self.hard.term,
+            index: self.log.last_index() + 1,
+            data,
+        };
+        let at = (entry.index, entry.term);
+        self.append_local(entry);
+        // Sent with the next Ready, together with every other proposal made before it:
+        // one AppendEntries per follower, not one per proposal.
+        self.broadcast_pending = true;
+        self.maybe_commit();
+        Ok(at)
+    }
+
+    /// The service has captured its state through `index` in `data`: the log up to
+    /// `index` is discarded (its last term kept) and the snapshot is persisted in the next
+    /// [`Ready`]. `index` must not exceed what was handed over for applying; a snapshot
+    /// at or before the current one changes nothing.
+    pub fn compact(&mut self, index: Index, data: Bytes) -> Result<(), CoreError> {
+        if index > self.applied {
+            return Err(CoreError::SnapshotBeyondApplied {
+                index,
+                applied: self.applied,
+            });
+        }
+        if index <= self.log.snapshot().index {
+            return Ok(());
+        }
+        // Applied entries are committed and held (or the snapshot point): the term is known.
+        self.log.compact_to(index)?;
+        self.pending_entries.retain(|e| e.index > index);
+        self.stable_last = self.stable_last.max(index);
+        self.snapshot_data = data.clone();
+        self.pending_snapshot = Some(Snapshot {
+            meta: self.log.snapshot(),
+            data,
+        });
+        Ok(())
+    }
+
+    /// The snapshot the log starts after: its end and its data.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            meta: self.log.snapshot(),
+            data: self.snapshot_data.clone(),
+        }
+    }
+
+    /// A message arrived from `from`. A message from a stranger, or one that fails
+    /// [`Message::validate`] or contradicts what this node knows for certain (an
+    /// acknowledgement of entries the leader never had, a rewrite of committed entries),
+    /// is refused with an error and changes nothing.
+    pub fn step(&mut self, from: NodeId, msg: Message) -> Result<(), CoreError> {
+        if from == self.id || !self.peers.contains(&from) {
+            return Err(CoreError::UnknownPeer(from));
+        }
+        msg.validate()?;
+        self.check_response_bounds(&msg)?;
+        let term = msg.term();
+        if term > self.hard.term {
+            let leader = matches!(msg, Message::AppendEntries { .. }).then_some(from);
+            self.become_follower(term, leader);
+        }
+        match msg {
+            Message::RequestVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => {
+                self.on_request_vote(from, term, last_log_index, last_log_term);
+                Ok(())
+            }
+            Message::RequestVoteResponse { term, granted } => {
+                self.on_vote_response(from, term, granted);
+                Ok(())
+            }
+            Message::AppendEntries {
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            } => self.on_append(
+                from,
+                term,
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            ),
+            Message::AppendEntriesResponse {
+                term,
+                index,
+                reject,
+            } => {
+                self.on_append_response(from, term, index, reject);
+                Ok(())
+            }
+            Message::InstallSnapshot {
+                term,
+                meta,
+                offset,
+                data,
+                done,
+            } => {
+                self.on_install_snapshot(from, term, meta, offset, data, done);
+                Ok(())
+            }
+            Message::InstallSnapshotResponse {
+                term,
+                meta,
+                offset,
+                next_offset,
+                installed,
+            } => {
+                self.on_install_snapshot_response(from, term, meta, offset, next_offset, installed);
+                Ok(())
+            }
+        }
+    }
+
+    /// True when [`take_ready`](Self::take_ready) would return work.
+    pub fn has_ready(&self) -> bool {
+        self.hard_dirty
+            || self.pending_truncate.is_some()
+            || !self.pending_entries.is_empty()
+            || !self.outbox.is_empty()
+            || self.broadcast_pending
+            || self.pending_snapshot.is_some()
+            || self.pending_restore.is_some()
+            || self.applied < self.commit
+    }
+
+    /// Hands over everything to persist, send and apply. See [`Ready`] for the order the
+    /// driver must follow.
+    pub fn take_ready(&mut self) -> Ready {
+        if std::mem::take(&mut self.broadcast_pending) && self.role == Role::Leader {
+            for peer in self.others() {
+                self.send_append(peer, false);
+            }
+        }
+        let hard_state = if self.hard_dirty {
+            self.hard_dirty = false;
+            Some(self.hard)
+        } else {
+            None
+        };
+        let entries = std::mem::take(&mut self.pending_entries);
+        self.stable_last = self.log.last_index();
+        let restore = self.pending_restore.take();
+        let committed = self.log.slice(self.applied + 1, self.commit).to_vec();
+        self.applied = self.applied.max(committed.last().map_or(0, |e| e.index));
+        Ready {
+            hard_state,
+            truncate_from: self.pending_truncate.take(),
+            entries,
+            snapshot: self.pending_snapshot.take(),
+            messages: std::mem::take(&mut self.outbox),
+            restore,
+            committed,
+        }
+    }
+
+    /// Refuses answers that name indices this leader never sent: accepting them would
+    /// advance a match (and the commit index) past the end of the log.
+    fn check_response_bounds(&self, msg: &Message) -> Result<(), CoreError> {
+        if self.role != Role::Leader || msg.term() != self.hard.term {
+            return Ok(());
+        }
+        let last = self.log.last_index();
+        let claimed = match msg {
+            Message::AppendEntriesResponse { index, .. } => *index,
+            Message::InstallSnapshotResponse {
+                meta,
+                installed: true,
+                ..
+            } => meta.index,
+            _ => return Ok(()),
+        };
+        if claimed > last {
+            return Err(CoreError::MalformedMessage(format!(
+                "answer for index {claimed} beyond the leader's last index {last}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn others(&self) -> Vec<NodeId> {
+        self.peers
+            .iter()
+            .copied()
+            .filter(|p| *p != self.id)
+            .collect()
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        if let (Message::AppendEntries { leader_commit, .. }, Some(pr)) =
+            (&msg, self.progress.get_mut(&to))
+        {
+            pr.sent_append(*leader_commit);
+        }
+        self.outbox.push(Envelope {
+            from: self.id,
+            to,
+            msg,
+        });
+    }
+}
