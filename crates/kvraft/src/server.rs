@@ -14,6 +14,9 @@ use tokio::time::MissedTickBehavior;
 
 /// At most this many apply messages are handled between two snapshot decisions.
 const APPLY_BATCH: usize = 256;
+/// Capacity of the channel from the Raft peer to the apply loop: committed entries beyond
+/// it wait in the peer (bounded by `Config::max_unapplied_entries`), not in memory here.
+const APPLY_QUEUE: usize = 1024;
 
 /// Settings of one key/value server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,7 +179,7 @@ impl KvServer {
                 "max_key_bytes must be positive".into(),
             ));
         }
-        let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+        let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE);
         let raft = Raft::new(peers, me, storage, apply_tx, config.raft.clone(), transport)?;
         let inner = Arc::new(Inner {
             me,
@@ -304,7 +307,7 @@ impl Drop for WaiterGuard<'_> {
 
 /// The apply task: applies committed commands and snapshots, answers waiting requests,
 /// takes snapshots, and watches the Raft peer's term and role.
-async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<ApplyMsg>) {
+async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
     let mut sm = KvStateMachine::new();
     let mut last_snapshot: Index = 0;
     let mut ticker = tokio::time::interval(inner.config.leader_check_interval);

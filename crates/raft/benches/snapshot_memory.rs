@@ -40,7 +40,7 @@ fn rss_kib() -> u64 {
 
 async fn applier(
     raft: Raft,
-    mut rx: mpsc::UnboundedReceiver<ApplyMsg>,
+    mut rx: mpsc::Receiver<ApplyMsg>,
     applied: watch::Sender<u64>,
     every: Option<u64>,
 ) {
@@ -102,7 +102,7 @@ fn main() {
         let mut rafts = Vec::new();
         let mut progress = Vec::new();
         for id in 0..n {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(1024);
             let transport = Local {
                 peers: registry.clone(),
             };

@@ -35,6 +35,16 @@ pub struct Config {
     pub snapshot_interval: Option<u64>,
     /// Seed of this peer's random election timeouts (mixed with its id).
     pub seed: u64,
+    /// Commands (proposals, messages from peers, snapshots) that may wait for the peer's
+    /// task at once. When the queue is full, [`Raft::start`](crate::Raft::start) answers
+    /// [`RaftError::Busy`] at once and a message from a peer is dropped (Raft treats it as
+    /// lost and sends it again); nothing grows without bound.
+    pub command_queue: usize,
+    /// A leader refuses new proposals with [`RaftError::Busy`] while this many entries of
+    /// its log are not yet applied by its service (proposed but uncommitted, or committed
+    /// and waiting for a slow service): the bound on memory when the service applies
+    /// slower than clients propose.
+    pub max_unapplied_entries: u64,
 }
 
 impl Default for Config {
@@ -51,6 +61,8 @@ impl Default for Config {
             max_log_size: None,
             snapshot_interval: None,
             seed: 0,
+            command_queue: 4096,
+            max_unapplied_entries: 100_000,
         }
     }
 }
@@ -66,6 +78,11 @@ impl Config {
             let n = d.as_nanos() / self.tick.as_nanos();
             u32::try_from(n).map_err(|_| RaftError::InvalidConfig(format!("{d:?} is too long")))
         };
+        if self.command_queue == 0 || self.max_unapplied_entries == 0 {
+            return Err(RaftError::InvalidConfig(
+                "command_queue and max_unapplied_entries must be positive".into(),
+            ));
+        }
         if self.election_timeout_min < 2 * self.heartbeat_interval {
             return Err(RaftError::InvalidConfig(format!(
                 "election timeout ({:?}) must be at least twice the heartbeat interval ({:?})",

@@ -68,6 +68,10 @@ pub enum RaftError {
     /// The peer has been killed.
     #[error("the peer has been killed")]
     Killed,
+    /// The peer is overloaded: its command queue is full, or (on a leader) too many
+    /// entries wait to be applied. Nothing was proposed; try again later.
+    #[error("the peer is overloaded ({0}); try again later")]
+    Busy(&'static str),
     /// The configuration is unusable; the text says why.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

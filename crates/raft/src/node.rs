@@ -1,16 +1,29 @@
 //! The node actor: one task owns the core; everything reaches it through a channel.
+//!
+//! Every queue is bounded. The command queue holds `Config::command_queue` commands
+//! (beyond that, proposals get [`RaftError::Busy`] and peer messages are dropped, which
+//! Raft tolerates); the apply channel is the service's, with the capacity it chose (the
+//! actor hands over only what fits and keeps the rest committed in the core); calls to a
+//! peer in flight are capped (beyond that a message is dropped). Time always progresses:
+//! the tick is the first branch of the event loop and a turn handles a bounded number of
+//! commands.
 
 use crate::{ApplyMsg, Config, RaftError, Transport};
-use raft_core::{Bytes, Envelope, Index, NodeId, RaftCore, Ready, Term};
+use raft_core::{Bytes, Envelope, HardState, Index, NodeId, RaftCore, Ready, Snapshot, Term};
 use raft_storage::{Storage, WriteBatch};
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
 type ReplyTx = oneshot::Sender<Option<Envelope>>;
+
+/// Commands handled in one turn of the event loop before time is looked at again.
+const MAX_COMMANDS_PER_TURN: usize = 256;
+/// Committed entries handed to the apply channel in one turn.
+const MAX_APPLY_PER_TURN: usize = 1024;
 
 enum Command {
     Propose(Bytes, oneshot::Sender<Result<(Index, Term), RaftError>>),
@@ -33,7 +46,7 @@ struct Published {
 #[derive(Clone)]
 pub struct Raft {
     me: NodeId,
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::Sender<Command>,
     published: Arc<Published>,
 }
 
@@ -41,38 +54,54 @@ impl Raft {
     /// Creates peer `me` of the cluster `peers` and starts it; returns at once.
     ///
     /// The peer resumes from what `storage` holds, reaches the others through
-    /// `transport`, and sends committed commands on `apply_tx`. Must be called inside a
-    /// tokio runtime. Fails with a clear error for an empty peer list, an id not in it,
-    /// a duplicate peer, an unusable `config` or unreadable storage.
+    /// `transport`, and sends committed commands on `apply_tx`, in order; when that
+    /// channel is full it waits for room without holding up ticks or messages. Must be
+    /// called inside a tokio runtime. Fails with a clear error for an empty peer list,
+    /// an id not in it, a duplicate peer, an unusable `config` or unreadable storage.
     pub fn new<S: Storage, T: Transport>(
         peers: &[NodeId],
         me: NodeId,
         storage: S,
-        apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+        apply_tx: mpsc::Sender<ApplyMsg>,
         config: Config,
         transport: T,
     ) -> Result<Raft, RaftError> {
         let core_cfg = config.core_config()?;
         let restored = storage.restore()?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let core = RaftCore::new(me, peers, core_cfg, restored, rng)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let core = RaftCore::new(me, peers, core_cfg.clone(), restored, rng)?;
+        let (tx, rx) = mpsc::channel(config.command_queue);
         let published = Arc::new(Published::default());
         published
             .raft_state_size
             .store(storage.raft_state_size(), Ordering::Release);
+        let max_calls = 4 * core_cfg.max_inflight_msgs + 16;
         let actor = Actor {
             core,
-            storage,
+            storage: Some(storage),
             transport: Arc::new(transport),
             apply_tx,
             tx: tx.downgrade(),
             rx,
             published: published.clone(),
             replies: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            max_calls,
+            max_unapplied: config.max_unapplied_entries,
         };
         actor.publish();
-        tokio::spawn(actor.run(config.tick));
+        let published_for_panic = published.clone();
+        let task = tokio::spawn(actor.run(config.tick));
+        // A broken invariant panics the actor (never a corrupt log): the peer is then dead,
+        // and says so.
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    tracing::error!(peer = me, "raft peer stopped: {e}");
+                }
+                published_for_panic.killed.store(true, Ordering::Release);
+            }
+        });
         Ok(Raft { me, tx, published })
     }
 
@@ -83,12 +112,16 @@ impl Raft {
 
     /// Starts agreement on `command` and returns at once with the index and term it will
     /// have if it commits. There is no guarantee that it will: a leader can lose its
-    /// office first. Fails with [`RaftError::NotLeader`] on a follower or candidate.
+    /// office first. Fails with [`RaftError::NotLeader`] on a follower or candidate, and
+    /// with [`RaftError::Busy`] when the peer is overloaded.
     pub async fn start(&self, command: Bytes) -> Result<(Index, Term), RaftError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Command::Propose(command, tx))
-            .map_err(|_| RaftError::Killed)?;
+            .try_send(Command::Propose(command, tx))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RaftError::Busy("command queue full"),
+                mpsc::error::TrySendError::Closed(_) => RaftError::Killed,
+            })?;
         rx.await.map_err(|_| RaftError::Killed)?
     }
 
@@ -102,10 +135,12 @@ impl Raft {
     /// service has applied). The log up to `index` is discarded and the snapshot persisted
     /// with what remains, atomically; the call returns once the peer has taken it over,
     /// without waiting for the write. A snapshot older than the current one is ignored.
+    /// Waits for room in the command queue rather than failing.
     pub async fn snapshot(&self, index: Index, data: Bytes) -> Result<(), RaftError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Snapshot(index, data, tx))
+            .await
             .map_err(|_| RaftError::Killed)?;
         rx.await.map_err(|_| RaftError::Killed)?
     }
@@ -117,11 +152,17 @@ impl Raft {
     }
 
     /// Hands a request from another peer to this one and returns the response to send
-    /// back (`None` if this peer is dead or the message is invalid). Responses to this
-    /// peer's own requests are consumed inside the runtime and never come here.
+    /// back (`None` if this peer is dead, overloaded or the message is invalid).
+    /// Responses to this peer's own requests are consumed inside the runtime and never
+    /// come here.
     pub async fn handle(&self, msg: Envelope) -> Option<Envelope> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Command::Step(msg, Some(tx))).ok()?;
+        if let Err(e) = self.tx.try_send(Command::Step(msg, Some(tx))) {
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                tracing::debug!(peer = self.me, "command queue full; message dropped");
+            }
+            return None;
+        }
         rx.await.ok().flatten()
     }
 
@@ -129,10 +170,12 @@ impl Raft {
     /// nothing it holds is written afterwards.
     pub fn kill(&self) {
         self.published.killed.store(true, Ordering::Release);
-        let _ = self.tx.send(Command::Kill);
+        // With a full queue the flag alone stops the task at its next command.
+        let _ = self.tx.try_send(Command::Kill);
     }
 
-    /// True once [`kill`](Self::kill) has been called.
+    /// True once [`kill`](Self::kill) has been called (or the peer stopped on its own:
+    /// a storage failure or a broken invariant).
     pub fn killed(&self) -> bool {
         self.published.killed.load(Ordering::Acquire)
     }
@@ -140,16 +183,40 @@ impl Raft {
 
 struct Actor<S, T> {
     core: RaftCore<ChaCha8Rng>,
-    storage: S,
+    /// `None` only while a write runs on the blocking pool.
+    storage: Option<S>,
     transport: Arc<T>,
-    apply_tx: mpsc::UnboundedSender<ApplyMsg>,
+    apply_tx: mpsc::Sender<ApplyMsg>,
     /// Weak, so that the actor's own sender does not keep its channel open forever.
-    tx: mpsc::WeakUnboundedSender<Command>,
-    rx: mpsc::UnboundedReceiver<Command>,
+    tx: mpsc::WeakSender<Command>,
+    rx: mpsc::Receiver<Command>,
     published: Arc<Published>,
     /// Response slots of requests stepped into the core, per sender, oldest first. The
     /// core answers every request with exactly one response, in order.
     replies: BTreeMap<NodeId, VecDeque<ReplyTx>>,
+    /// Calls in flight per peer.
+    calls: BTreeMap<NodeId, Arc<AtomicUsize>>,
+    max_calls: usize,
+    max_unapplied: u64,
+}
+
+/// The persistent part of a `Ready`, owned, so that it can move to a blocking thread.
+struct Persist {
+    hard_state: Option<HardState>,
+    snapshot: Option<Snapshot>,
+    truncate_from: Option<Index>,
+    entries: Vec<raft_core::Entry>,
+}
+
+impl Persist {
+    fn batch(&self) -> WriteBatch<'_> {
+        WriteBatch {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.as_ref(),
+            truncate_from: self.truncate_from,
+            entries: &self.entries,
+        }
+    }
 }
 
 impl<S: Storage, T: Transport> Actor<S, T> {
@@ -158,26 +225,40 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
+            let waiting_to_apply = self.core.has_unapplied() && !self.apply_tx.is_closed();
+            let apply_tx = self.apply_tx.clone();
             tokio::select! {
+                // Time first: under any load a leader heartbeats and a follower whose
+                // leader died times out. A tick is due at most once per period, so it
+                // cannot starve the commands either.
                 biased;
+                _ = ticker.tick() => self.core.tick(),
                 cmd = self.rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     if !self.handle(cmd) {
                         return;
                     }
-                    // Take everything already queued before doing the work, so that a
+                    // Take some of what is already queued before doing the work, so that a
                     // burst of proposals becomes one write and one message per follower.
-                    while let Ok(cmd) = self.rx.try_recv() {
+                    for _ in 1..MAX_COMMANDS_PER_TURN {
+                        let Ok(cmd) = self.rx.try_recv() else { break };
                         if !self.handle(cmd) {
                             return;
                         }
                     }
                 }
-                _ = ticker.tick() => self.core.tick(),
+                // Room appeared in a full apply channel.
+                permit = apply_tx.reserve(), if waiting_to_apply => drop(permit),
             }
+            drop(apply_tx);
             if self.core.has_ready() {
-                let ready = self.core.take_ready();
-                if let Err(e) = self.process(ready) {
+                let room = if self.apply_tx.is_closed() {
+                    usize::MAX
+                } else {
+                    self.apply_tx.capacity().min(MAX_APPLY_PER_TURN)
+                };
+                let ready = self.core.take_ready_bounded(room);
+                if let Err(e) = self.process(ready).await {
                     // Storage failed: a peer that cannot persist must not speak again.
                     tracing::error!(peer = self.core.id(), error = %e, "storage failure; stopping");
                     self.published.killed.store(true, Ordering::Release);
@@ -196,7 +277,13 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         match cmd {
             Command::Kill => return false,
             Command::Propose(data, reply) => {
-                let _ = reply.send(self.core.propose(data).map_err(RaftError::from));
+                let unapplied = self.core.log().last_index() - self.core.applied_index();
+                let result = if self.core.is_leader() && unapplied >= self.max_unapplied {
+                    Err(RaftError::Busy("too many entries waiting to be applied"))
+                } else {
+                    self.core.propose(data).map_err(RaftError::from)
+                };
+                let _ = reply.send(result);
             }
             Command::Snapshot(index, data, reply) => {
                 let _ = reply.send(self.core.compact(index, data).map_err(RaftError::from));
@@ -211,7 +298,7 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                         }
                     }
                     Err(e) => {
-                        tracing::debug!(peer = self.core.id(), error = %e, "dropped message");
+                        tracing::debug!(peer = self.core.id(), error = %e, "refused message");
                         if let Some(reply) = reply {
                             let _ = reply.send(None);
                         }
@@ -222,19 +309,16 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         true
     }
 
-    fn process(&mut self, ready: Ready) -> Result<(), RaftError> {
+    async fn process(&mut self, ready: Ready) -> Result<(), RaftError> {
         // 1. Persist before anything that depends on it leaves the node.
-        let batch = WriteBatch {
+        let persist = Persist {
             hard_state: ready.hard_state,
-            snapshot: ready.snapshot.as_ref(),
+            snapshot: ready.snapshot,
             truncate_from: ready.truncate_from,
-            entries: &ready.entries,
+            entries: ready.entries,
         };
-        if !batch.is_empty() {
-            self.storage.write(batch)?;
-            self.published
-                .raft_state_size
-                .store(self.storage.raft_state_size(), Ordering::Release);
+        if !persist.batch().is_empty() {
+            self.persist(persist).await?;
         }
         // 2. Send: responses answer pending requests; requests become calls.
         for env in ready.messages {
@@ -247,39 +331,74 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 self.call(env);
             }
         }
-        // 3. Apply: a snapshot first, then the entries after it.
-        if let Some(snap) = ready.restore {
-            let msg = ApplyMsg::Snapshot {
-                index: snap.meta.index,
-                term: snap.meta.term,
-                data: snap.data,
-            };
-            if self.apply_tx.send(msg).is_err() {
-                tracing::debug!(peer = self.core.id(), "apply channel closed");
-            }
-        }
-        for entry in ready.committed {
-            let msg = ApplyMsg::Command {
-                index: entry.index,
-                term: entry.term,
-                command: entry.data,
-            };
-            if self.apply_tx.send(msg).is_err() {
-                tracing::debug!(peer = self.core.id(), "apply channel closed");
-            }
+        // 3. Apply: a snapshot first, then the entries after it. The core handed over no
+        // more than the channel had room for.
+        let restore = ready.restore.map(|snap| ApplyMsg::Snapshot {
+            index: snap.meta.index,
+            term: snap.meta.term,
+            data: snap.data,
+        });
+        let commands = ready.committed.into_iter().map(|entry| ApplyMsg::Command {
+            index: entry.index,
+            term: entry.term,
+            command: entry.data,
+        });
+        let id = self.core.id();
+        for msg in restore.into_iter().chain(commands) {
+            deliver(&self.apply_tx, id, msg).await;
         }
         Ok(())
     }
 
-    fn call(&self, env: Envelope) {
+    /// Writes one batch: inline for in-memory storage, on tokio's blocking pool for a
+    /// storage that does disk I/O (see [`Storage::BLOCKING`]).
+    async fn persist(&mut self, persist: Persist) -> Result<(), RaftError> {
+        let Some(mut storage) = self.storage.take() else {
+            return Err(RaftError::Killed);
+        };
+        let (storage, result) = if S::BLOCKING {
+            let task = tokio::task::spawn_blocking(move || {
+                let result = storage.write(persist.batch());
+                (storage, result)
+            });
+            match task.await {
+                Ok(done) => done,
+                // The write panicked: the storage is lost with it.
+                Err(_) => return Err(RaftError::Killed),
+            }
+        } else {
+            let result = storage.write(persist.batch());
+            (storage, result)
+        };
+        result?;
+        self.published
+            .raft_state_size
+            .store(storage.raft_state_size(), Ordering::Release);
+        self.storage = Some(storage);
+        Ok(())
+    }
+
+    fn call(&mut self, env: Envelope) {
         let to = env.to;
+        let in_flight = self.calls.entry(to).or_default().clone();
+        if in_flight.load(Ordering::Acquire) >= self.max_calls {
+            // The peer is not answering: more calls would only pile up. Raft resends.
+            tracing::debug!(
+                peer = self.core.id(),
+                to,
+                "too many calls in flight; dropped"
+            );
+            return;
+        }
+        in_flight.fetch_add(1, Ordering::AcqRel);
         let response = self.transport.call(to, env);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            if let Some(resp) = response.await {
-                if let Some(tx) = tx.upgrade() {
-                    let _ = tx.send(Command::Step(resp, None));
-                }
+            let resp = response.await;
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            if let (Some(resp), Some(tx)) = (resp, tx.upgrade()) {
+                // A full queue drops the answer, as a network would.
+                let _ = tx.try_send(Command::Step(resp, None));
             }
         });
     }
@@ -287,5 +406,21 @@ impl<S: Storage, T: Transport> Actor<S, T> {
     fn publish(&self) {
         let word = (self.core.term() << 1) | u64::from(self.core.is_leader());
         self.published.term_and_role.store(word, Ordering::Release);
+    }
+}
+
+/// Hands `msg` to the service. The actor only hands over what the channel had room for,
+/// so this waits only if someone else holding a sender took the room.
+async fn deliver(apply_tx: &mpsc::Sender<ApplyMsg>, peer: NodeId, msg: ApplyMsg) {
+    let msg = match apply_tx.try_send(msg) {
+        Ok(()) => return,
+        Err(mpsc::error::TrySendError::Full(msg)) => msg,
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            tracing::debug!(peer, "apply channel closed");
+            return;
+        }
+    };
+    if apply_tx.send(msg).await.is_err() {
+        tracing::debug!(peer, "apply channel closed");
     }
 }

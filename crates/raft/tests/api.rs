@@ -16,7 +16,7 @@ impl Transport for Nowhere {
 }
 
 fn make(peers: &[NodeId], me: NodeId, config: Config) -> Result<Raft, RaftError> {
-    let (tx, _rx) = mpsc::unbounded_channel();
+    let (tx, _rx) = mpsc::channel(64);
     Raft::new(peers, me, MemStorage::new(), tx, config, Nowhere)
 }
 
@@ -59,7 +59,7 @@ async fn follower_refuses_start_and_killed_peer_says_so() {
 
 #[tokio::test(start_paused = true)]
 async fn single_peer_elects_itself_and_applies_in_order() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(64);
     let storage = MemStorage::new();
     let raft = Raft::new(&[0], 0, storage.clone(), tx, Config::default(), Nowhere).expect("valid");
     tokio::time::sleep(Duration::from_secs(2)).await;

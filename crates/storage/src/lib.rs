@@ -61,7 +61,15 @@ pub enum StorageError {
 ///
 /// `write` must be durable when it returns: the runtime sends votes and acknowledgements
 /// that promise it right after.
+///
+/// Where `write` runs is part of the contract: with [`BLOCKING`](Storage::BLOCKING) false
+/// (in-memory storage) it runs inline on the node's async task, which keeps virtual-time
+/// runs deterministic; a storage that waits for a disk (fsync) sets it true, and the
+/// runtime then moves each write to tokio's blocking pool, so that no async worker thread
+/// of the runtime ever waits for the disk.
 pub trait Storage: Send + 'static {
+    /// True when `write` may block on I/O (see the trait's documentation).
+    const BLOCKING: bool = false;
     /// The state to resume from: hard state, snapshot point, entries after it.
     fn restore(&self) -> Result<RestoredState, StorageError>;
     /// Applies one batch atomically and durably.

@@ -332,7 +332,7 @@ impl Cluster {
         self.ends[i] = names;
 
         self.saved[i] = self.saved[i].deep_copy();
-        let (apply_tx, apply_rx) = mpsc::unbounded_channel();
+        let (apply_tx, apply_rx) = mpsc::channel(1024);
         let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
         let raft = match Raft::new(
             &peers,
@@ -560,7 +560,7 @@ struct SnapshotBlob {
 /// `applierSnap`) and requires each command to follow the last one applied exactly.
 async fn applier(
     i: usize,
-    mut rx: mpsc::UnboundedReceiver<ApplyMsg>,
+    mut rx: mpsc::Receiver<ApplyMsg>,
     shared: Arc<Mutex<Shared>>,
     created: Instant,
     raft: Raft,

@@ -330,6 +330,14 @@ impl<R: RngCore> RaftCore<R> {
     /// Hands over everything to persist, send and apply. See [`Ready`] for the order the
     /// driver must follow.
     pub fn take_ready(&mut self) -> Ready {
+        self.take_ready_bounded(usize::MAX)
+    }
+
+    /// Like [`take_ready`](Self::take_ready), but hands over at most `max_apply` things to
+    /// apply (a snapshot to restore counts as one). The rest stays committed in the core
+    /// and comes with a later `Ready`: a driver whose service applies slowly bounds what
+    /// it buffers, while persisting and sending go on.
+    pub fn take_ready_bounded(&mut self, max_apply: usize) -> Ready {
         if std::mem::take(&mut self.broadcast_pending) && self.role == Role::Leader {
             for peer in self.others() {
                 self.send_append(peer, false);
@@ -343,8 +351,20 @@ impl<R: RngCore> RaftCore<R> {
         };
         let entries = std::mem::take(&mut self.pending_entries);
         self.stable_last = self.log.last_index();
-        let restore = self.pending_restore.take();
-        let committed = self.log.slice(self.applied + 1, self.commit).to_vec();
+        let mut room = max_apply;
+        let restore = if room > 0 {
+            self.pending_restore.take()
+        } else {
+            None
+        };
+        room -= usize::from(restore.is_some());
+        let committed = if self.pending_restore.is_some() || room == 0 {
+            Vec::new()
+        } else {
+            let room = u64::try_from(room).unwrap_or(u64::MAX);
+            let last = self.commit.min(self.applied.saturating_add(room));
+            self.log.slice(self.applied + 1, last).to_vec()
+        };
         self.applied = self.applied.max(committed.last().map_or(0, |e| e.index));
         Ready {
             hard_state,
@@ -355,6 +375,11 @@ impl<R: RngCore> RaftCore<R> {
             restore,
             committed,
         }
+    }
+
+    /// True when committed entries (or a snapshot to restore) wait to be handed over.
+    pub fn has_unapplied(&self) -> bool {
+        self.pending_restore.is_some() || self.applied < self.commit
     }
 
     /// Refuses answers that name indices this leader never sent: accepting them would
