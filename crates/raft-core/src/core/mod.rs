@@ -389,8 +389,15 @@ impl<R: RngCore> RaftCore<R> {
             return Ok(());
         }
         let last = self.log.last_index();
+        // Only acknowledgements: a rejection may answer a request of an earlier term
+        // (the follower answers a stale request in its own, current term) and name an
+        // index of that older log.
         let claimed = match msg {
-            Message::AppendEntriesResponse { index, .. } => *index,
+            Message::AppendEntriesResponse {
+                index,
+                reject: None,
+                ..
+            } => *index,
             Message::InstallSnapshotResponse {
                 meta,
                 installed: true,

@@ -52,6 +52,8 @@ impl Invariant for FlowWindow {
 /// One transfer: a leader, in one term, sending one snapshot to one follower.
 struct Transfer {
     chunks: u64,
+    /// Virtual time of the first chunk.
+    started_us: u64,
     /// Faults on the pair's links (and crashes of either node) when the transfer began.
     trouble_at_start: u64,
 }
@@ -59,10 +61,14 @@ struct Transfer {
 /// Chunks sent per transfer are bounded by `2 × size in chunks + 2`, plus, for every
 /// fault on the link between the two nodes (a message dropped, duplicated, delayed,
 /// reordered, lost to a partition, or a crash of either node), one window and one chunk
-/// more. Before the fix, every heartbeat started another stream of chunks, which grows
-/// with the transfer's length, not with its faults.
+/// more, plus one chunk per two heartbeat intervals the transfer lasts (the leader
+/// resends the first unconfirmed chunk after two silent intervals, which a round trip
+/// longer than that produces without any fault). Before the fix, every heartbeat started
+/// another whole stream of chunks.
 pub(super) struct SnapshotTraffic {
     chunk: u64,
+    /// Two heartbeat intervals, in virtual microseconds (with the clocks' drift).
+    resend_period_us: u64,
     window: u64,
     /// Faults so far per unordered pair of nodes (lower index first).
     trouble: BTreeMap<(usize, usize), u64>,
@@ -74,6 +80,9 @@ impl SnapshotTraffic {
     pub(super) fn new(cfg: &SimConfig, nodes: usize) -> Self {
         SnapshotTraffic {
             chunk: cfg.core.snapshot_chunk_bytes.max(1) as u64,
+            resend_period_us: (2 * u64::from(cfg.core.heartbeat_ticks) * cfg.network.tick_us)
+                .saturating_mul(95)
+                / 100,
             window: cfg.core.max_inflight_msgs as u64,
             trouble: BTreeMap::new(),
             transfers: BTreeMap::new(),
@@ -143,20 +152,24 @@ impl Invariant for SnapshotTraffic {
                     .entry((node, to, *term, meta.index))
                     .or_insert(Transfer {
                         chunks: 0,
+                        started_us: world.now,
                         trouble_at_start: trouble_before,
                     });
                 t.chunks += 1;
                 let faults = trouble - t.trouble_at_start;
-                let allowed = 2 * size_in_chunks + 2 + faults * (self.window + 1);
+                let resends = (world.now - t.started_us) / self.resend_period_us.max(1) + 1;
+                let allowed = 2 * size_in_chunks + 2 + faults * (self.window + 1) + resends;
                 if t.chunks > allowed {
                     return Err(format!(
                         "n{} sent {} chunks of its {size_in_chunks}-chunk snapshot {}@{} to n{} \
-                         in term {term}, with {faults} faults on their link (allowed {allowed})",
+                         in term {term}, with {faults} faults on their link, in {} ms \
+                         (allowed {allowed})",
                         id(node),
                         t.chunks,
                         meta.index,
                         meta.term,
-                        id(to)
+                        id(to),
+                        (world.now - t.started_us) / 1000
                     ));
                 }
                 Ok(())
