@@ -68,7 +68,7 @@ fn crash_child() {
             },
             data: snapshot_data(last - 5),
         });
-        let hs = (batch % 25 == 0).then(|| HardState {
+        let hs = (batch % 25 == 0).then_some(HardState {
             term,
             vote: Some(0),
         });
