@@ -219,7 +219,9 @@ fn main() {
     let n = if quick { 200 } else { 1000 };
 
     println!("## fdatasync floor vs single-entry synced append, alternating (3 rounds)\n");
-    println!("| round | floor p50 µs | floor p99 µs | WAL 1×100 B p50 µs | WAL p99 µs | ratio p50 |");
+    println!(
+        "| round | floor p50 µs | floor p99 µs | WAL 1×100 B p50 µs | WAL p99 µs | ratio p50 |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for round in 1..=3 {
         let f = floor(&dir, n);
