@@ -46,9 +46,10 @@ impl LogIndex {
         self.runs.back().map(|r| r.last)
     }
 
-    /// Oldest segment holding a live entry.
+    /// Oldest segment holding a live entry (runs are in log order, and the log is only
+    /// ever appended to the newest segment, so the first run is in the oldest).
     pub fn oldest_seq(&self) -> Option<u64> {
-        self.runs.iter().map(|r| r.seq).min()
+        self.runs.front().map(|r| r.seq)
     }
 
     pub fn term_at(&self, index: Index) -> Option<Term> {

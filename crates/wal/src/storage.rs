@@ -59,6 +59,8 @@ pub struct WalStorage {
     snapshot_size: u64,
     next_snapshot_seq: u64,
     log: LogIndex,
+    /// Set when a durable batch could not be mirrored in memory; see `write_batch`.
+    poisoned: Option<String>,
 }
 
 /// What replay accumulates.
@@ -113,6 +115,7 @@ impl WalStorage {
                 snapshot_size: 0,
                 next_snapshot_seq: 0,
                 log: LogIndex::default(),
+                poisoned: None,
             };
             return Ok(s);
         }
@@ -135,6 +138,7 @@ impl WalStorage {
             snapshot_size: 0,
             next_snapshot_seq: listing.snapshots.last().map_or(0, |s| s + 1),
             log: r.log,
+            poisoned: None,
         };
         if let Some(file) = s.snapshot_file {
             s.snapshot_size = s.read_snapshot_data(file)?.len() as u64;
@@ -248,7 +252,25 @@ impl WalStorage {
             payloads.iter().map(|(k, p)| (*k, &p[..])).collect();
         let appended = self.wal.append(&records)?;
 
-        // Durable: now mirror the batch in memory.
+        // Durable. Mirroring it in memory can still fail (reading back a record to
+        // clip it); the memory would then disagree with the disk, so the storage refuses
+        // every later write until it is reopened (recovery rebuilds memory from disk).
+        let r = self.mirror(batch, marker, &appended, groups.len());
+        if let Err(e) = &r {
+            self.poisoned = Some(e.to_string());
+        }
+        r
+    }
+
+    /// Applies a durable batch to the in-memory state, then removes what a new snapshot
+    /// made obsolete.
+    fn mirror(
+        &mut self,
+        batch: WriteBatch<'_>,
+        marker: Option<SnapshotMarker>,
+        appended: &crate::wal::Appended,
+        entry_records: usize,
+    ) -> Result<(), WalError> {
         if let Some(hs) = batch.hard_state {
             self.hard_state = hs;
         }
@@ -264,8 +286,9 @@ impl WalStorage {
             self.log
                 .truncate_from(from, &mut |r: &Run| sizes_of(wal, r))?;
         }
-        let first_entry_record = appended.offsets.len() - groups.len();
-        for (g, &offset) in groups.iter().zip(&appended.offsets[first_entry_record..]) {
+        let first_entry_record = appended.offsets.len() - entry_records;
+        let groups = batch.entries.chunk_by(|a, b| a.term == b.term);
+        for (g, &offset) in groups.zip(&appended.offsets[first_entry_record..]) {
             self.log
                 .push(run_of(g, appended.seq, offset))
                 .map_err(WalError::InvalidWrite)?;
@@ -321,6 +344,9 @@ impl Storage for WalStorage {
     }
 
     fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
+        if let Some(why) = &self.poisoned {
+            return Err(WalError::Failed(why.clone()).into());
+        }
         if batch.is_empty() {
             return Ok(());
         }

@@ -65,3 +65,23 @@ fn inspect_describes_and_verify_refuses_damage() {
         "{err}"
     );
 }
+
+#[test]
+fn another_format_version_is_refused_by_name() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("n");
+    drop(WalStorage::open(&dir, WalOptions::new(1, 1)).expect("open"));
+    let seg = dir.join(segment_name(0));
+    let mut bytes = std::fs::read(&seg).expect("read");
+    bytes[8] = 9; // version
+    let crc = crc32c::crc32c(&bytes[0..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, &bytes).expect("write");
+    let err = WalStorage::open(&dir, WalOptions::new(1, 1))
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, raft_wal::WalError::UnsupportedVersion { found: 9, .. }),
+        "{err}"
+    );
+}
