@@ -17,6 +17,7 @@
 //! - **Memory**: one index item per entries record; entries are read back from disk.
 #![warn(missing_docs)]
 
+mod entries;
 mod error;
 pub mod format;
 pub mod fs;

@@ -1,5 +1,6 @@
 //! [`WalStorage`]: the durable [`Storage`] over the segmented log and snapshot files.
 
+use crate::entries;
 use crate::error::WalError;
 use crate::format::{Frame, Identity, RecordType, SnapshotMarker};
 use crate::fs::{FileSystem, StdFs, WalFile};
@@ -317,17 +318,17 @@ impl WalStorage {
         let mut entries = Vec::new();
         let mut cache: Option<(u64, Arc<dyn WalFile>)> = None;
         for run in self.log.runs() {
-            let payload = self.wal.read_payload(&mut cache, run.seq, run.offset)?;
-            let record: Vec<Entry> = decode(&payload).map_err(|reason| WalError::Corrupt {
-                path: self.wal.dir().join(crate::wal::segment_name(run.seq)),
-                offset: run.offset,
-                reason,
-            })?;
-            entries.extend(
-                record
-                    .into_iter()
-                    .filter(|e| (run.first..=run.last).contains(&e.index)),
-            );
+            let payload =
+                raft_core::Bytes::from(self.wal.read_payload(&mut cache, run.seq, run.offset)?);
+            let record =
+                entries::decode_range(&payload, run.first, run.last).map_err(|reason| {
+                    WalError::Corrupt {
+                        path: self.wal.dir().join(crate::wal::segment_name(run.seq)),
+                        offset: run.offset,
+                        reason,
+                    }
+                })?;
+            entries.extend(record);
         }
         Ok(RestoredState {
             hard_state: self.hard_state,
@@ -401,12 +402,11 @@ fn run_of(entries: &[Entry], seq: u64, offset: u64) -> Run {
 fn sizes_of(wal: &Wal, run: &Run) -> Result<Vec<u64>, WalError> {
     let mut cache = None;
     let payload = wal.read_payload(&mut cache, run.seq, run.offset)?;
-    let entries: Vec<Entry> = decode(&payload).map_err(|reason| WalError::Corrupt {
+    entries::sizes(&payload).map_err(|reason| WalError::Corrupt {
         path: wal.dir().join(crate::wal::segment_name(run.seq)),
         offset: run.offset,
         reason,
-    })?;
-    Ok(entries.iter().map(|e| e.size() as u64).collect())
+    })
 }
 
 fn apply_marker(wal: &Wal, log: &mut LogIndex, m: SnapshotMarker) -> Result<(), WalError> {
@@ -513,24 +513,23 @@ fn replay_batch(
                 r.snapshot_file = m.file;
             }
             RecordType::Entries => {
-                let entries: Vec<Entry> = decode(payload).map_err(corrupt)?;
-                let ok = !entries.is_empty()
-                    && entries
-                        .windows(2)
-                        .all(|w| w[1].index == w[0].index + 1 && w[1].term == w[0].term);
-                if !ok {
-                    return Err(corrupt(
-                        "entries record is empty or not one contiguous term".into(),
-                    ));
-                }
-                if r.log.last().is_none() && entries[0].index <= r.snapshot.index {
+                let sum = entries::summarize(payload).map_err(corrupt)?;
+                if r.log.last().is_none() && sum.first <= r.snapshot.index {
                     return Err(corrupt(format!(
                         "entries from {} behind the snapshot at {}",
-                        entries[0].index, r.snapshot.index
+                        sum.first, r.snapshot.index
                     )));
                 }
                 r.log
-                    .push(run_of(&entries, seq, f.offset as u64))
+                    .push(Run {
+                        first: sum.first,
+                        last: sum.last,
+                        term: sum.term,
+                        record_first: sum.first,
+                        seq,
+                        offset: f.offset as u64,
+                        bytes: sum.bytes,
+                    })
                     .map_err(corrupt)?;
             }
         }
@@ -564,10 +563,9 @@ fn sizes_in(
         let file = fs.open(&path).map_err(WalError::io(&path))?;
         recovery::read_record(&*file, &path, run.offset)?
     };
-    let entries: Vec<Entry> = decode(&payload).map_err(|reason| WalError::Corrupt {
+    entries::sizes(&payload).map_err(|reason| WalError::Corrupt {
         path,
         offset: run.offset,
         reason,
-    })?;
-    Ok(entries.iter().map(|e| e.size() as u64).collect())
+    })
 }
