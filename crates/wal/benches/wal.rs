@@ -101,6 +101,7 @@ fn storage_seq(dir: &Path, batch: usize, group_commit: bool, n: usize) -> Stats 
         log: LogOptions {
             segment_size: 64 << 20,
             group_commit,
+            ..LogOptions::default()
         },
         ..WalOptions::new(1, 1)
     };
@@ -145,6 +146,7 @@ fn wal_concurrent(
             LogOptions {
                 segment_size: 64 << 20,
                 group_commit,
+                ..LogOptions::default()
             },
             Vec::new(),
         )

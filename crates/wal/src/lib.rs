@@ -32,4 +32,4 @@ pub use error::WalError;
 pub use format::Identity;
 pub use snapshot::snapshot_name;
 pub use storage::{WalOptions, WalStorage};
-pub use wal::{segment_name, Appended, LogOptions, Wal};
+pub use wal::{segment_name, Appended, LogOptions, Preallocate, Wal};

@@ -24,6 +24,20 @@ pub struct LogOptions {
     /// Share one `fdatasync` among the callers whose batches were written while a sync
     /// was in flight. Off, every batch is synced on its own, under the lock.
     pub group_commit: bool,
+    /// How the next segment's file is zero-filled ahead of need.
+    pub preallocate: Preallocate,
+}
+
+/// When the spare file for the next segment is zero-filled and synced (the costly part of
+/// creating a segment). When the log rolls, the spare only gets its header and checkpoint
+/// and is renamed into place, so the append that rolls does not pay for the fill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preallocate {
+    /// In a background thread, started when a segment comes into use.
+    Background,
+    /// In the calling thread, right after a segment comes into use: the same file
+    /// operations in a fixed order, for deterministic fault-injection tests.
+    Inline,
 }
 
 impl Default for LogOptions {
@@ -31,8 +45,40 @@ impl Default for LogOptions {
         LogOptions {
             segment_size: 64 << 20,
             group_commit: true,
+            preallocate: Preallocate::Background,
         }
     }
+}
+
+type SpareResult = Result<(Arc<dyn WalFile>, u64), WalError>;
+
+/// The next segment's file, zero-filled under a temporary name.
+enum Spare {
+    Ready(u64, SpareResult),
+    Pending(u64, std::thread::JoinHandle<SpareResult>),
+}
+
+impl Spare {
+    /// Waits for the spare of segment `seq`, if that is what this is.
+    fn take(self, seq: u64) -> Option<(Arc<dyn WalFile>, u64)> {
+        let (s, r) = match self {
+            Spare::Ready(s, r) => (s, r),
+            Spare::Pending(s, h) => (s, h.join().unwrap_or_else(|_| Err(spare_panicked()))),
+        };
+        match r {
+            Ok(f) if s == seq => Some(f),
+            Ok(_) => None,
+            Err(e) => {
+                // Not fatal: the segment is then created the slow way.
+                tracing::warn!(error = %e, "preparing a spare WAL segment failed");
+                None
+            }
+        }
+    }
+}
+
+fn spare_panicked() -> WalError {
+    WalError::Failed("the thread preparing a spare segment panicked".into())
 }
 
 /// Where a batch landed: its segment and the offset of each of its records.
@@ -62,6 +108,7 @@ struct State {
     /// Frames written at the start of every new segment (see `SnapshotMarker::checkpoint`).
     checkpoint: Vec<u8>,
     oldest_seq: u64,
+    spare: Option<Spare>,
 }
 
 /// A segmented write-ahead log, safe to share between threads (`Send + Sync`).
@@ -87,9 +134,9 @@ impl Wal {
         fs.create_dir_all(dir).map_err(WalError::io(dir))?;
         let (file, size, pos) =
             create_segment(&*fs, dir, identity, 0, opts.segment_size, &checkpoint, 0)?;
-        Ok(Wal::from_parts(
-            fs, dir, identity, opts, checkpoint, 0, 0, file, size, pos,
-        ))
+        let wal = Wal::from_parts(fs, dir, identity, opts, checkpoint, 0, 0, file, size, pos);
+        wal.prepare_spare(&mut wal.lock());
+        Ok(wal)
     }
 
     /// Continues an existing log at `pos` of its last segment `seq`.
@@ -107,9 +154,11 @@ impl Wal {
         let path = dir.join(segment_name(seq));
         let file = fs.open(&path).map_err(WalError::io(&path))?;
         let size = file.len().map_err(WalError::io(&path))?;
-        Ok(Wal::from_parts(
+        let wal = Wal::from_parts(
             fs, dir, identity, opts, checkpoint, oldest_seq, seq, file, size, pos,
-        ))
+        );
+        wal.prepare_spare(&mut wal.lock());
+        Ok(wal)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -141,9 +190,23 @@ impl Wal {
                 failed: None,
                 checkpoint,
                 oldest_seq,
+                spare: None,
             }),
             synced_cv: Condvar::new(),
         }
+    }
+
+    /// Starts preparing the spare file of the segment after `seq`.
+    fn prepare_spare(&self, st: &mut State) {
+        let seq = st.seq + 1;
+        let (fs, dir, size) = (self.fs.clone(), self.dir.clone(), self.opts.segment_size);
+        st.spare = Some(match self.opts.preallocate {
+            Preallocate::Inline => Spare::Ready(seq, create_spare(&*fs, &dir, seq, size)),
+            Preallocate::Background => Spare::Pending(
+                seq,
+                std::thread::spawn(move || create_spare(&*fs, &dir, seq, size)),
+            ),
+        });
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -244,20 +307,39 @@ impl Wal {
         let written = st.written;
         self.after_sync(st, written, r)?;
         let seq = st.seq + 1;
-        let (file, size, pos) = create_segment(
-            &*self.fs,
-            &self.dir,
-            self.identity,
-            seq,
-            self.opts.segment_size,
-            &st.checkpoint,
-            need,
-        )
-        .inspect_err(|e| st.failed = Some(format!("creating a segment failed: {e}")))?;
+        let start = (SEGMENT_HEADER_LEN + st.checkpoint.len()) as u64;
+        let spare = st
+            .spare
+            .take()
+            .and_then(|s| s.take(seq))
+            .filter(|&(_, size)| size > start + need);
+        let made = match spare {
+            Some((file, size)) => activate_spare(
+                &*self.fs,
+                &self.dir,
+                self.identity,
+                seq,
+                file,
+                size,
+                &st.checkpoint,
+            ),
+            None => create_segment(
+                &*self.fs,
+                &self.dir,
+                self.identity,
+                seq,
+                self.opts.segment_size,
+                &st.checkpoint,
+                need,
+            ),
+        };
+        let (file, size, pos) =
+            made.inspect_err(|e| st.failed = Some(format!("creating a segment failed: {e}")))?;
         st.seq = seq;
         st.file = file;
         st.size = size;
         st.pos = pos;
+        self.prepare_spare(st);
         Ok(())
     }
 
@@ -319,6 +401,58 @@ impl Wal {
     }
 }
 
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // Let a background fill finish, so that it does not race with the next open of
+        // the directory (which removes leftover temporary files).
+        let spare = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .spare
+            .take();
+        if let Some(Spare::Pending(_, h)) = spare {
+            let _ = h.join();
+        }
+    }
+}
+
+fn tmp_name(seq: u64) -> String {
+    format!("{}.tmp", segment_name(seq))
+}
+
+/// Zero-fills and syncs the spare file of segment `seq`, under its temporary name.
+fn create_spare(fs: &dyn FileSystem, dir: &Path, seq: u64, size: u64) -> SpareResult {
+    let tmp = dir.join(tmp_name(seq));
+    let file = fs.create(&tmp).map_err(WalError::io(&tmp))?;
+    zero_fill(&*file, 0, size)
+        .and_then(|()| file.sync_all())
+        .map_err(WalError::io(&tmp))?;
+    Ok((file, size))
+}
+
+/// Turns a spare into segment `seq`: header and checkpoint written and synced, renamed
+/// into place, directory synced.
+fn activate_spare(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    identity: Identity,
+    seq: u64,
+    file: Arc<dyn WalFile>,
+    size: u64,
+    checkpoint: &[u8],
+) -> Result<(Arc<dyn WalFile>, u64, u64), WalError> {
+    let tmp = dir.join(tmp_name(seq));
+    file.write_at(&encode_segment_header(identity, seq), 0)
+        .and_then(|()| file.write_at(checkpoint, SEGMENT_HEADER_LEN as u64))
+        .and_then(|()| file.sync_all())
+        .map_err(WalError::io(&tmp))?;
+    let path = dir.join(segment_name(seq));
+    fs.rename(&tmp, &path).map_err(WalError::io(&path))?;
+    fs.sync_dir(dir).map_err(WalError::io(dir))?;
+    Ok((file, size, (SEGMENT_HEADER_LEN + checkpoint.len()) as u64))
+}
+
 /// Creates segment `seq`: zero-filled to its full size under a temporary name, header and
 /// checkpoint written, synced, renamed into place, directory synced. A crash leaves either
 /// no segment or a complete one. Returns the file, its size and the first free offset.
@@ -334,7 +468,7 @@ fn create_segment(
     let start = (SEGMENT_HEADER_LEN + checkpoint.len()) as u64;
     let size = segment_size.max(start + need + 1);
     let path = dir.join(segment_name(seq));
-    let tmp = dir.join(format!("{}.tmp", segment_name(seq)));
+    let tmp = dir.join(tmp_name(seq));
     let io = WalError::io(&tmp);
     let file = fs.create(&tmp).map_err(WalError::io(&tmp))?;
     (|| {

@@ -6,7 +6,7 @@ mod common;
 use common::conformance::{run_all, Harness};
 use common::faultfs::FaultFs;
 use raft_storage::MemStorage;
-use raft_wal::{LogOptions, WalOptions, WalStorage};
+use raft_wal::{LogOptions, Preallocate, WalOptions, WalStorage};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ fn opts() -> WalOptions {
         log: LogOptions {
             segment_size: 4096,
             group_commit: true,
+            preallocate: Preallocate::Inline,
         },
         ..WalOptions::new(7, 1)
     }

@@ -12,7 +12,7 @@ use common::faultfs::{CrashMode, FaultFs};
 use proptest::prelude::*;
 use raft_core::{Bytes, Entry, HardState, RestoredState, Snapshot, SnapshotMeta};
 use raft_storage::{MemStorage, Storage, WriteBatch};
-use raft_wal::{LogOptions, WalError, WalOptions, WalStorage};
+use raft_wal::{LogOptions, Preallocate, WalError, WalOptions, WalStorage};
 use rand::Rng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ fn opts() -> WalOptions {
         log: LogOptions {
             segment_size: 2048,
             group_commit: true,
+            preallocate: Preallocate::Inline,
         },
         ..WalOptions::new(1, 2)
     }

@@ -12,7 +12,7 @@ use raft_storage::{Storage, WriteBatch};
 use raft_wal::format::{encode_segment_header, Identity};
 use raft_wal::fs::FileSystem;
 use raft_wal::recovery::scan_segment;
-use raft_wal::{LogOptions, WalOptions, WalStorage};
+use raft_wal::{LogOptions, Preallocate, WalOptions, WalStorage};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +26,7 @@ fn opts() -> WalOptions {
         log: LogOptions {
             segment_size: 1024,
             group_commit: false,
+            preallocate: Preallocate::Inline,
         },
         ..WalOptions::new(1, 1)
     }

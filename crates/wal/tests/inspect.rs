@@ -4,13 +4,24 @@ use raft_core::{Bytes, Entry, HardState};
 use raft_storage::{Storage, WriteBatch};
 use raft_wal::fs::StdFs;
 use raft_wal::inspect::{inspect, verify};
-use raft_wal::{segment_name, WalOptions, WalStorage};
+use raft_wal::{segment_name, LogOptions, WalOptions, WalStorage};
+
+/// Small segments: the default 64 MiB would write far more than these tests need.
+fn opts(cluster: u64, node: u64) -> WalOptions {
+    WalOptions {
+        log: LogOptions {
+            segment_size: 64 << 10,
+            ..LogOptions::default()
+        },
+        ..WalOptions::new(cluster, node)
+    }
+}
 
 #[test]
 fn inspect_describes_and_verify_refuses_damage() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("n");
-    let mut s = WalStorage::open(&dir, WalOptions::new(5, 2)).expect("open");
+    let mut s = WalStorage::open(&dir, opts(5, 2)).expect("open");
     let es: Vec<Entry> = (1..=10)
         .map(|i| Entry {
             term: 3,
@@ -51,12 +62,11 @@ fn inspect_describes_and_verify_refuses_damage() {
         "{err}"
     );
     // And opening refuses with a typed error instead of dropping the entries.
-    assert!(WalStorage::open(&dir, WalOptions::new(5, 2)).is_err());
+    assert!(WalStorage::open(&dir, opts(5, 2)).is_err());
     // Another node's directory is refused by name.
-    std::fs::write(&seg, std::fs::read(&seg).expect("read")).expect("write");
     let other = root.path().join("m");
-    drop(WalStorage::open(&other, WalOptions::new(5, 2)).expect("open"));
-    let err = WalStorage::open(&other, WalOptions::new(5, 3))
+    drop(WalStorage::open(&other, opts(5, 2)).expect("open"));
+    let err = WalStorage::open(&other, opts(5, 3))
         .err()
         .expect("wrong node refused")
         .to_string();
@@ -70,16 +80,14 @@ fn inspect_describes_and_verify_refuses_damage() {
 fn another_format_version_is_refused_by_name() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("n");
-    drop(WalStorage::open(&dir, WalOptions::new(1, 1)).expect("open"));
+    drop(WalStorage::open(&dir, opts(1, 1)).expect("open"));
     let seg = dir.join(segment_name(0));
     let mut bytes = std::fs::read(&seg).expect("read");
     bytes[8] = 9; // version
     let crc = crc32c::crc32c(&bytes[0..36]);
     bytes[36..40].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&seg, &bytes).expect("write");
-    let err = WalStorage::open(&dir, WalOptions::new(1, 1))
-        .err()
-        .expect("refused");
+    let err = WalStorage::open(&dir, opts(1, 1)).err().expect("refused");
     assert!(
         matches!(err, raft_wal::WalError::UnsupportedVersion { found: 9, .. }),
         "{err}"

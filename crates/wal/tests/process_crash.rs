@@ -9,7 +9,7 @@
 
 use raft_core::{Bytes, Entry, HardState, Snapshot, SnapshotMeta};
 use raft_storage::{Storage, WriteBatch};
-use raft_wal::{LogOptions, WalOptions, WalStorage};
+use raft_wal::{LogOptions, Preallocate, WalOptions, WalStorage};
 use rand::Rng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +25,7 @@ fn opts() -> WalOptions {
         log: LogOptions {
             segment_size: 64 << 10,
             group_commit: true,
+            preallocate: Preallocate::Background,
         },
         ..WalOptions::new(3, 0)
     }

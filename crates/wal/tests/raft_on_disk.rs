@@ -6,7 +6,7 @@
 use futures::future::BoxFuture;
 use raft::{ApplyMsg, Bytes, Config, Envelope, NodeId, Raft, Transport};
 use raft_storage::Storage;
-use raft_wal::{LogOptions, WalOptions, WalStorage};
+use raft_wal::{LogOptions, Preallocate, WalOptions, WalStorage};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +35,7 @@ fn opts(me: u64) -> WalOptions {
         log: LogOptions {
             segment_size: 16 << 10,
             group_commit: true,
+            preallocate: Preallocate::Background,
         },
         ..WalOptions::new(99, me)
     }
