@@ -47,6 +47,7 @@ pub fn run_all<H: Harness>(h: &mut H) {
     compaction_and_sizes(h);
     rejects_gaps(h);
     many_batches_survive_reopen(h);
+    batch_larger_than_a_segment(h);
 }
 
 pub fn appends_and_hard_state<H: Harness>(h: &mut H) {
@@ -207,4 +208,23 @@ pub fn many_batches_survive_reopen<H: Harness>(h: &mut H) {
             vote: Some(0)
         }
     );
+}
+
+/// One batch bigger than a (small) WAL segment: it gets a segment of its own, sized to fit.
+pub fn batch_larger_than_a_segment<H: Harness>(h: &mut H) {
+    let mut s = h.fresh();
+    let big: Vec<Entry> = (1..=200)
+        .map(|i| Entry {
+            term: 1,
+            index: i,
+            data: Bytes::from(vec![i as u8; 100]),
+        })
+        .collect();
+    append(&mut s, &big);
+    append(&mut s, &entries(201, 203, 1));
+    let s = h.reopen(s);
+    let r = s.restore().expect("restore");
+    assert_eq!(r.entries.len(), 203);
+    assert_eq!(&r.entries[..200], &big[..]);
+    assert_eq!(s.raft_state_size(), size_of(&r.entries));
 }
