@@ -303,9 +303,11 @@ impl Wal {
     /// Closes the current segment (synced, so that only the last segment can ever hold
     /// a torn write) and starts the next one.
     fn roll(&self, st: &mut State, need: u64) -> Result<(), WalError> {
-        let r = st.file.sync_data();
-        let written = st.written;
-        self.after_sync(st, written, r)?;
+        if st.synced < st.written {
+            let r = st.file.sync_data();
+            let written = st.written;
+            self.after_sync(st, written, r)?;
+        }
         let seq = st.seq + 1;
         let start = (SEGMENT_HEADER_LEN + st.checkpoint.len()) as u64;
         let spare = st
