@@ -340,6 +340,9 @@ impl WalStorage {
 }
 
 impl Storage for WalStorage {
+    /// Every write waits for fdatasync: the runtime runs it on tokio's blocking pool.
+    const BLOCKING: bool = true;
+
     fn restore(&self) -> Result<RestoredState, StorageError> {
         Ok(self.restore_state()?)
     }

@@ -41,12 +41,12 @@ fn opts(me: u64) -> WalOptions {
     }
 }
 
-fn start(peers: &Peers, dirs: &[PathBuf]) -> Vec<mpsc::UnboundedReceiver<ApplyMsg>> {
+fn start(peers: &Peers, dirs: &[PathBuf]) -> Vec<mpsc::Receiver<ApplyMsg>> {
     let ids: Vec<NodeId> = (0..dirs.len() as u64).collect();
     let mut rxs = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let storage = WalStorage::open(dir, opts(i as u64)).expect("open data directory");
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(1024);
         let raft = Raft::new(
             &ids,
             i as u64,
@@ -80,7 +80,7 @@ async fn leader(peers: &Peers) -> Raft {
 }
 
 /// Receives applied commands until `count` have arrived; returns them.
-async fn applied(rx: &mut mpsc::UnboundedReceiver<ApplyMsg>, count: usize) -> Vec<(u64, Bytes)> {
+async fn applied(rx: &mut mpsc::Receiver<ApplyMsg>, count: usize) -> Vec<(u64, Bytes)> {
     let mut got = Vec::new();
     while got.len() < count {
         let msg = tokio::time::timeout(Duration::from_secs(10), rx.recv())
