@@ -270,6 +270,12 @@ impl Progress {
         }
     }
 
+    /// Forgets what was sent since the last heartbeat tick (called after the tick's own
+    /// sends, which must not count as recent traffic at the next tick).
+    pub(crate) fn forget_sends(&mut self) {
+        self.sent_since_heartbeat = false;
+    }
+
     /// The first unconfirmed chunk, `(offset, end)`, to send again after a silent
     /// heartbeat interval. The copy is not counted in flight: its original still is.
     pub(crate) fn resend_chunk(&self, len: u64, chunk: u64) -> Option<(u64, u64)> {

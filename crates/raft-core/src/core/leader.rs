@@ -32,6 +32,11 @@ impl<R: RngCore> RaftCore<R> {
                     }
                 }
             }
+            // What the heartbeat itself sent does not count for the next one: otherwise
+            // every other heartbeat would be skipped.
+            if let Some(pr) = self.progress.get_mut(&peer) {
+                pr.forget_sends();
+            }
         }
     }
 
