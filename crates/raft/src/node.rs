@@ -40,6 +40,9 @@ struct Published {
     term_and_role: AtomicU64,
     raft_state_size: AtomicU64,
     killed: AtomicBool,
+    /// Set, and `ended` notified, once the task (and any write it had in flight) is over.
+    stopped: AtomicBool,
+    ended: tokio::sync::Notify,
 }
 
 /// A handle to one Raft peer. Cloning it gives another handle to the same peer.
@@ -79,6 +82,7 @@ impl Raft {
         let actor = Actor {
             core,
             storage: Some(storage),
+            writing: None,
             transport: Arc::new(transport),
             apply_tx,
             tx: tx.downgrade(),
@@ -95,12 +99,15 @@ impl Raft {
         // A broken invariant panics the actor (never a corrupt log): the peer is then dead,
         // and says so.
         tokio::spawn(async move {
+            let published = published_for_panic;
             if let Err(e) = task.await {
                 if e.is_panic() {
                     tracing::error!(peer = me, "raft peer stopped: {e}");
                 }
-                published_for_panic.killed.store(true, Ordering::Release);
             }
+            published.killed.store(true, Ordering::Release);
+            published.stopped.store(true, Ordering::Release);
+            published.ended.notify_waiters();
         });
         Ok(Raft { me, tx, published })
     }
@@ -174,6 +181,19 @@ impl Raft {
         let _ = self.tx.try_send(Command::Kill);
     }
 
+    /// Waits until the peer's task has ended, after [`kill`](Self::kill) or on its own,
+    /// including any write it had in flight: after this, its storage is no longer used
+    /// and may be reopened.
+    pub async fn stopped(&self) {
+        loop {
+            let ended = self.published.ended.notified();
+            if self.published.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            ended.await;
+        }
+    }
+
     /// True once [`kill`](Self::kill) has been called (or the peer stopped on its own:
     /// a storage failure or a broken invariant).
     pub fn killed(&self) -> bool {
@@ -181,10 +201,27 @@ impl Raft {
     }
 }
 
+/// A write running on the blocking pool, and what must wait for it.
+type Writing<S> = (
+    tokio::task::JoinHandle<(S, Result<(), raft_storage::StorageError>)>,
+    Unsent,
+);
+
+/// The part of a `Ready` that may happen only once its persistent part is durable.
+struct Unsent {
+    messages: Vec<Envelope>,
+    restore: Option<Snapshot>,
+    committed: Vec<raft_core::Entry>,
+}
+
 struct Actor<S, T> {
     core: RaftCore<ChaCha8Rng>,
     /// `None` only while a write runs on the blocking pool.
     storage: Option<S>,
+    /// The write in flight on the blocking pool, if any. While it runs the actor keeps
+    /// ticking and stepping commands into the core; everything they produce goes into the
+    /// next `Ready`, written with one sync when this one is done (group commit).
+    writing: Option<Writing<S>>,
     transport: Arc<T>,
     apply_tx: mpsc::Sender<ApplyMsg>,
     /// Weak, so that the actor's own sender does not keep its channel open forever.
@@ -221,29 +258,56 @@ impl Persist {
 
 impl<S: Storage, T: Transport> Actor<S, T> {
     async fn run(mut self, tick: std::time::Duration) {
+        if let Err(e) = self.event_loop(tick).await {
+            // Storage failed: a peer that cannot persist must not speak again.
+            tracing::error!(peer = self.core.id(), error = %e, "storage failure; stopping");
+            self.published.killed.store(true, Ordering::Release);
+        }
+        // A write still running finishes before the peer counts as stopped, so that a
+        // restart never finds a half-written directory in use.
+        if let Some((task, _)) = self.writing.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Runs until killed (`Ok`) or until storage fails.
+    async fn event_loop(&mut self, tick: std::time::Duration) -> Result<(), RaftError> {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
             let waiting_to_apply = self.core.has_unapplied() && !self.apply_tx.is_closed();
             let apply_tx = self.apply_tx.clone();
+            let writing = self.writing.is_some();
             tokio::select! {
                 // Time first: under any load a leader heartbeats and a follower whose
                 // leader died times out. A tick is due at most once per period, so it
                 // cannot starve the commands either.
                 biased;
                 _ = ticker.tick() => self.core.tick(),
+                done = written(&mut self.writing), if writing => {
+                    let Some((_, unsent)) = self.writing.take() else {
+                        continue;
+                    };
+                    let Ok((storage, result)) = done else {
+                        // The write panicked: the storage is lost with it.
+                        return Err(RaftError::Killed);
+                    };
+                    result?;
+                    self.stored(storage);
+                    self.send_and_apply(unsent).await;
+                }
                 cmd = self.rx.recv() => {
-                    let Some(cmd) = cmd else { return };
+                    let Some(cmd) = cmd else { return Ok(()) };
                     if !self.handle(cmd) {
-                        return;
+                        return Ok(());
                     }
                     // Take some of what is already queued before doing the work, so that a
                     // burst of proposals becomes one write and one message per follower.
                     for _ in 1..MAX_COMMANDS_PER_TURN {
                         let Ok(cmd) = self.rx.try_recv() else { break };
                         if !self.handle(cmd) {
-                            return;
+                            return Ok(());
                         }
                     }
                 }
@@ -251,19 +315,14 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 permit = apply_tx.reserve(), if waiting_to_apply => drop(permit),
             }
             drop(apply_tx);
-            if self.core.has_ready() {
+            if self.writing.is_none() && self.core.has_ready() {
                 let room = if self.apply_tx.is_closed() {
                     usize::MAX
                 } else {
                     self.apply_tx.capacity().min(MAX_APPLY_PER_TURN)
                 };
                 let ready = self.core.take_ready_bounded(room);
-                if let Err(e) = self.process(ready).await {
-                    // Storage failed: a peer that cannot persist must not speak again.
-                    tracing::error!(peer = self.core.id(), error = %e, "storage failure; stopping");
-                    self.published.killed.store(true, Ordering::Release);
-                    return;
-                }
+                self.process(ready).await?;
             }
             self.publish();
         }
@@ -309,19 +368,59 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         true
     }
 
+    /// Carries out one `Ready`: persist, then send, then apply. A storage that blocks
+    /// writes on the blocking pool, and the rest waits in `writing` for it.
     async fn process(&mut self, ready: Ready) -> Result<(), RaftError> {
-        // 1. Persist before anything that depends on it leaves the node.
         let persist = Persist {
             hard_state: ready.hard_state,
             snapshot: ready.snapshot,
             truncate_from: ready.truncate_from,
             entries: ready.entries,
         };
+        let unsent = Unsent {
+            messages: ready.messages,
+            restore: ready.restore,
+            committed: ready.committed,
+        };
         if !persist.batch().is_empty() {
-            self.persist(persist).await?;
+            // 1. Persist before anything that depends on it leaves the node.
+            let Some(mut storage) = self.storage.take() else {
+                return Err(RaftError::Killed);
+            };
+            if S::BLOCKING {
+                let task = tokio::task::spawn_blocking(move || {
+                    let result = storage.write(persist.batch());
+                    (storage, result)
+                });
+                self.writing = Some((task, unsent));
+                return Ok(());
+            }
+            let result = storage.write(persist.batch());
+            self.storage = Some(storage);
+            result?;
+            if let Some(storage) = &self.storage {
+                let size = storage.raft_state_size();
+                self.published
+                    .raft_state_size
+                    .store(size, Ordering::Release);
+            }
         }
+        self.send_and_apply(unsent).await;
+        Ok(())
+    }
+
+    /// Takes the storage back from a finished write.
+    fn stored(&mut self, storage: S) {
+        self.published
+            .raft_state_size
+            .store(storage.raft_state_size(), Ordering::Release);
+        self.storage = Some(storage);
+    }
+
+    /// Steps 2 and 3 of a `Ready`, once its persistent part is durable.
+    async fn send_and_apply(&mut self, unsent: Unsent) {
         // 2. Send: responses answer pending requests; requests become calls.
-        for env in ready.messages {
+        for env in unsent.messages {
             if env.msg.is_response() {
                 let slot = self.replies.get_mut(&env.to).and_then(VecDeque::pop_front);
                 if let Some(reply) = slot {
@@ -333,12 +432,12 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         }
         // 3. Apply: a snapshot first, then the entries after it. The core handed over no
         // more than the channel had room for.
-        let restore = ready.restore.map(|snap| ApplyMsg::Snapshot {
+        let restore = unsent.restore.map(|snap| ApplyMsg::Snapshot {
             index: snap.meta.index,
             term: snap.meta.term,
             data: snap.data,
         });
-        let commands = ready.committed.into_iter().map(|entry| ApplyMsg::Command {
+        let commands = unsent.committed.into_iter().map(|entry| ApplyMsg::Command {
             index: entry.index,
             term: entry.term,
             command: entry.data,
@@ -347,35 +446,6 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         for msg in restore.into_iter().chain(commands) {
             deliver(&self.apply_tx, id, msg).await;
         }
-        Ok(())
-    }
-
-    /// Writes one batch: inline for in-memory storage, on tokio's blocking pool for a
-    /// storage that does disk I/O (see [`Storage::BLOCKING`]).
-    async fn persist(&mut self, persist: Persist) -> Result<(), RaftError> {
-        let Some(mut storage) = self.storage.take() else {
-            return Err(RaftError::Killed);
-        };
-        let (storage, result) = if S::BLOCKING {
-            let task = tokio::task::spawn_blocking(move || {
-                let result = storage.write(persist.batch());
-                (storage, result)
-            });
-            match task.await {
-                Ok(done) => done,
-                // The write panicked: the storage is lost with it.
-                Err(_) => return Err(RaftError::Killed),
-            }
-        } else {
-            let result = storage.write(persist.batch());
-            (storage, result)
-        };
-        result?;
-        self.published
-            .raft_state_size
-            .store(storage.raft_state_size(), Ordering::Release);
-        self.storage = Some(storage);
-        Ok(())
     }
 
     fn call(&mut self, env: Envelope) {
@@ -422,5 +492,16 @@ async fn deliver(apply_tx: &mpsc::Sender<ApplyMsg>, peer: NodeId, msg: ApplyMsg)
     };
     if apply_tx.send(msg).await.is_err() {
         tracing::debug!(peer, "apply channel closed");
+    }
+}
+
+/// Waits for the write in flight (the select branch that uses it runs only when there is
+/// one). Borrows only that field, so that the other branches can use the rest.
+async fn written<S>(
+    writing: &mut Option<Writing<S>>,
+) -> Result<(S, Result<(), raft_storage::StorageError>), tokio::task::JoinError> {
+    match writing {
+        Some((task, _)) => task.await,
+        None => std::future::pending().await,
     }
 }

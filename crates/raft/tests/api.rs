@@ -51,6 +51,10 @@ async fn follower_refuses_start_and_killed_peer_says_so() {
     ));
     raft.kill();
     assert!(raft.killed());
+    // The task ends (and says so) soon after the kill.
+    tokio::time::timeout(Duration::from_secs(1), raft.stopped())
+        .await
+        .expect("the peer's task ends after kill");
     assert!(matches!(
         raft.start(Bytes::from_static(b"x")).await,
         Err(RaftError::Killed)

@@ -118,6 +118,9 @@ async fn time_moves_under_a_flood_of_commands() {
                         }
                     });
                     futures::future::join_all(calls).await;
+                    // Calls to a killed peer fail without ever waiting: without a yield,
+                    // two such loops would hold both worker threads forever.
+                    tokio::task::yield_now().await;
                 }
             }));
         }
