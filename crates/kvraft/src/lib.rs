@@ -51,8 +51,8 @@ mod state;
 
 pub use clerk::{BlockingClerk, Clerk, ClerkConfig, ClerkError, KvEnd};
 pub use op::{
-    decode_command, encode_command, CodecError, InputError, KvReply, KvRequest, Limits, Op,
-    OpOutput, ServerError, FORMAT_VERSION,
+    decode_command, encode_command, CodecError, InputError, KvReply, KvRequest, Limits, LogCommand,
+    Op, OpOutput, ServerError, FORMAT_VERSION,
 };
 pub use server::{KvConfig, KvServer, KvServerError, ServerStats};
 pub use state::{Applied, ClientRecord, KvStateMachine};

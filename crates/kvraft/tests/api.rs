@@ -1,6 +1,6 @@
 //! The service's API beyond the classic suite: bad input, unseen clients, exactly-once
-//! at the server, restart from storage and from a snapshot, the blocking clerk, and
-//! determinism of the harness in virtual time.
+//! at the server, sessions and their expiry, restart from storage and from a snapshot,
+//! the blocking clerk, and determinism of the harness in virtual time.
 
 mod common;
 
@@ -90,15 +90,27 @@ fn bad_input_gets_a_typed_answer_and_the_service_keeps_running() {
                 }))
             );
 
-            // A client id never seen, starting at any sequence number, is registered.
-            let call = cfg.log().now();
+            // A write from a client without a session is refused and not applied; a
+            // client opens its session at any sequence number.
+            assert_eq!(
+                to_leader(&ends, &req(0xdead_beef, 40, put("u", "0"))).await,
+                Err(ServerError::SessionExpired)
+            );
+            assert_eq!(
+                to_leader(&ends, &req(0xdead_beef, 41, Op::OpenSession)).await,
+                Ok(OpOutput::Done)
+            );
+            let call = cfg.log().stamp();
             assert_eq!(
                 to_leader(&ends, &req(0xdead_beef, 42, put("u", "1"))).await,
                 Ok(OpOutput::Done)
             );
-            let ret = cfg.log().now();
-            cfg.log()
-                .record(linearizability::Operation::put(99, "u", "1", call, ret));
+            let ret = cfg.log().stamp();
+            cfg.log().record(
+                linearizability::Operation::put(99, "u", "1", 0, 0),
+                call,
+                ret,
+            );
             // Its retry is recognised (and not applied again, whatever it carries); an
             // older request is refused as stale. Neither changes anything, so neither
             // goes into the history.
@@ -157,6 +169,14 @@ fn append(client_id: u64, seq: u64, value: &str) -> KvRequest {
     }
 }
 
+fn open(client_id: u64, seq: u64) -> KvRequest {
+    KvRequest {
+        client_id,
+        seq,
+        op: Op::OpenSession,
+    }
+}
+
 fn get(client_id: u64, seq: u64) -> KvRequest {
     KvRequest {
         client_id,
@@ -173,6 +193,9 @@ fn a_retried_request_is_applied_once_and_state_survives_restarts() {
         config.raft.snapshot_interval = Some(5);
         let kv = KvServer::new(&[0], 0, storage.clone(), config.clone(), Nowhere)
             .expect("server starts");
+        for client in [1, 2, 4] {
+            assert_eq!(single(&kv, open(client, 0)).await, Ok(OpOutput::Done));
+        }
         assert_eq!(single(&kv, append(1, 1, "a")).await, Ok(OpOutput::Done));
         assert_eq!(single(&kv, append(1, 1, "a")).await, Ok(OpOutput::Done));
         assert_eq!(single(&kv, append(2, 1, "b")).await, Ok(OpOutput::Done));
@@ -182,7 +205,7 @@ fn a_retried_request_is_applied_once_and_state_survives_restarts() {
         );
         let stats = kv.stats();
         assert_eq!(stats.duplicates, 1);
-        assert_eq!(stats.applied_ops, 3);
+        assert_eq!(stats.applied_ops, 6);
         for i in 0..10 {
             single(&kv, append(4, i + 1, ".")).await.expect("applied");
         }
