@@ -566,3 +566,6 @@ fn check_leadership(inner: &Inner) {
             .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
     });
 }
+
+#[cfg(test)]
+mod tests;
