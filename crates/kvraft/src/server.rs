@@ -154,7 +154,7 @@ struct Inner {
     killed: AtomicBool,
     stop: Notify,
     /// The clock's origin: the tokio instant the server started and its reading then.
-    clock: (tokio::time::Instant, u64),
+    clock: (Instant, u64),
 }
 
 impl Inner {
@@ -167,7 +167,7 @@ impl Inner {
             shared: Mutex::new(Shared::default()),
             killed: AtomicBool::new(false),
             stop: Notify::new(),
-            clock: (tokio::time::Instant::now(), origin),
+            clock: (Instant::now(), origin),
         }
     }
 
