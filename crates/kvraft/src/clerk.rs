@@ -56,6 +56,12 @@ pub enum ClerkError {
     /// already applied: two clerks share an id).
     #[error("refused: {0}")]
     Refused(ServerError),
+    /// The clerk's session had expired (it was idle for longer than the servers'
+    /// [`session_ttl`](crate::KvConfig::session_ttl)): the write was not applied now, and
+    /// if it was a retry, whether an earlier copy was applied cannot be known. The clerk
+    /// opens a new session on its next write.
+    #[error("the session expired; the write may or may not have been applied")]
+    SessionExpired,
     /// The clerk has no servers to talk to.
     #[error("the clerk has no servers")]
     NoServers,
@@ -68,7 +74,9 @@ pub enum ClerkError {
 /// A client of the key/value service.
 ///
 /// Each clerk has its own 64-bit id and numbers its requests 1, 2, 3, ...; a retry
-/// keeps its number, which is how the service applies every operation exactly once.
+/// keeps its number, which is how the service applies every write exactly once (a get
+/// changes nothing and is simply read again). Before its first write the clerk opens a
+/// session ([`Op::OpenSession`]); a clerk that only reads never opens one.
 /// Operations take `&mut self`: one clerk has at most one operation outstanding, which
 /// exactly-once semantics rely on. Use one clerk per concurrent client.
 ///
@@ -80,6 +88,8 @@ pub struct Clerk<E: KvEnd = labrpc::ClientEnd> {
     seq: u64,
     leader: usize,
     config: ClerkConfig,
+    /// Whether this clerk has opened its session (and not seen it expire).
+    session_open: bool,
 }
 
 impl<E: KvEnd> std::fmt::Debug for Clerk<E> {
@@ -114,6 +124,7 @@ impl<E: KvEnd> Clerk<E> {
             seq: 0,
             leader,
             config,
+            session_open: false,
         }
     }
 
@@ -160,16 +171,46 @@ impl<E: KvEnd> Clerk<E> {
         }
     }
 
-    /// Performs `op` exactly once: checks it, then sends it to the server believed to
+    /// Performs `op` (a write exactly once): checks it, opens the clerk's session first
+    /// if `op` is a write and none is open, then sends it to the server believed to
     /// lead, moving on (or following a leader hint) on every failure, until a server
-    /// answers with the result. Returns only a permanent error (invalid input, or a
-    /// refusal); never gives up on the network.
+    /// answers with the result. Returns only a permanent error (invalid input, a
+    /// refusal, an expired session); never gives up on the network.
     pub async fn execute(&mut self, op: Op) -> Result<OpOutput, ClerkError> {
         self.config.limits.check(&op)?;
-        let n = self.ends.len();
-        if n == 0 {
+        if self.ends.is_empty() {
             return Err(ClerkError::NoServers);
         }
+        let mut op = op;
+        // At most twice: a write refused on its very first attempt because the session
+        // had expired was certainly not applied, so it is sent again in a new session.
+        for _ in 0..2 {
+            if op.is_write() && !self.session_open {
+                self.send(Op::OpenSession)
+                    .await
+                    .map_err(SendError::into_clerk)?;
+                self.session_open = true;
+            }
+            match self.send(op).await {
+                Ok(out) => return Ok(out),
+                Err(SendError::ExpiredUnapplied(back)) => {
+                    self.session_open = false;
+                    op = back;
+                }
+                Err(e) => {
+                    if matches!(e, SendError::Clerk(ClerkError::SessionExpired)) {
+                        self.session_open = false;
+                    }
+                    return Err(e.into_clerk());
+                }
+            }
+        }
+        Err(ClerkError::SessionExpired)
+    }
+
+    /// Sends `op` under the next sequence number until a server answers.
+    async fn send(&mut self, op: Op) -> Result<OpOutput, SendError> {
+        let n = self.ends.len();
         self.seq += 1;
         let req = KvRequest {
             client_id: self.id,
@@ -177,6 +218,7 @@ impl<E: KvEnd> Clerk<E> {
             op,
         };
         let mut failures: usize = 0;
+        let mut first_attempt = true;
         loop {
             let i = self.leader.min(n - 1);
             let call = self.ends[i].call(&req);
@@ -189,19 +231,49 @@ impl<E: KvEnd> Clerk<E> {
                     self.leader = i;
                     return Ok(out);
                 }
-                Some(Err(ServerError::Invalid(e))) => return Err(ClerkError::Invalid(e)),
-                Some(Err(e @ ServerError::Stale { .. })) => return Err(ClerkError::Refused(e)),
+                Some(Err(ServerError::Invalid(e))) => {
+                    return Err(SendError::Clerk(ClerkError::Invalid(e)))
+                }
+                Some(Err(e @ ServerError::Stale { .. })) => {
+                    return Err(SendError::Clerk(ClerkError::Refused(e)))
+                }
+                // Only the answer to the first copy sent proves no copy was applied.
+                Some(Err(ServerError::SessionExpired)) if first_attempt => {
+                    return Err(SendError::ExpiredUnapplied(req.op))
+                }
+                Some(Err(ServerError::SessionExpired)) => {
+                    return Err(SendError::Clerk(ClerkError::SessionExpired))
+                }
                 Some(Err(ServerError::WrongLeader {
                     leader_hint: Some(h),
                 })) if (h as usize) < n && h as usize != i => self.leader = h as usize,
                 _ => self.leader = (i + 1) % n,
             }
+            first_attempt = false;
             // After a full round of failures, pause before the next one.
             failures += 1;
             if failures == n {
                 failures = 0;
                 tokio::time::sleep(self.config.retry_backoff).await;
             }
+        }
+    }
+}
+
+/// Why [`Clerk::send`] gave up.
+enum SendError {
+    /// For good.
+    Clerk(ClerkError),
+    /// The first copy sent was refused for want of a session, so no copy was applied:
+    /// the operation comes back to be sent again in a new session.
+    ExpiredUnapplied(Op),
+}
+
+impl SendError {
+    fn into_clerk(self) -> ClerkError {
+        match self {
+            SendError::Clerk(e) => e,
+            SendError::ExpiredUnapplied(_) => ClerkError::SessionExpired,
         }
     }
 }

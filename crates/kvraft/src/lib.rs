@@ -4,10 +4,14 @@
 //! exactly-once semantics for every client operation.
 //!
 //! - [`KvStateMachine`]: the replicated state. String keys and values; `Get`, `Put` and
-//!   `Append`; a key never written reads as `""`. Beside the data it keeps the
-//!   *exactly-once table*: for each client id, the sequence number of the last request
-//!   applied and its reply. A request whose sequence number is not newer than the
-//!   client's last is never applied again. The table is part of every snapshot.
+//!   `Append`; a key never written reads as `""`. Beside the data it keeps the client
+//!   *sessions* (the exactly-once table): for each client with an open session, the
+//!   sequence number of its last applied write and the time of its last activity. A
+//!   write whose sequence number is not newer than the client's last is never applied
+//!   again; gets are not deduplicated (a retried get reads again, still linearizable).
+//!   Sessions idle for longer than [`KvConfig::session_ttl`] expire, decided from the
+//!   leaders' time stamps in the log so that every replica drops the same ones (see
+//!   [`KvStateMachine`] for the rules). The sessions are part of every snapshot.
 //! - [`KvServer`]: one replica. It submits every client operation, reads included,
 //!   through the Raft log (so a Get never returns stale data, even from a leader that
 //!   has been partitioned away without knowing it) and answers once the operation is
@@ -31,15 +35,26 @@
 //!
 //! A request is checked against [`Limits`] by the clerk before it is sent and by the
 //! server before it is proposed; what fails gets a typed [`InputError`] (empty key, key
-//! or value over its limit) and the service keeps running. A client id the service has
-//! never seen is not an error: the client is registered when its first request is
-//! applied. A request older than the client's latest (possible only if two clerks share
-//! an id) is answered with [`ServerError::Stale`] and not applied.
+//! or value over its limit) and the service keeps running. A client opens its session
+//! with [`Op::OpenSession`] (the [`Clerk`] does it before its first write); a write from
+//! a client without a session (never opened, or expired) is answered
+//! [`ServerError::SessionExpired`] and not applied, so that a retry arriving after its
+//! session expired can never be applied a second time. A write older than the client's
+//! latest (possible only if two clerks share an id) is answered [`ServerError::Stale`]
+//! and not applied.
 //!
 //! # Wire and storage formats
 //!
 //! Requests, replies, log commands and snapshots are encoded with postcard (serde).
-//! Log commands and snapshots start with a format-version byte ([`FORMAT_VERSION`]).
+//! Log commands ([`LogCommand`]: the request and its leader's time stamp) and snapshots
+//! start with a format-version byte ([`FORMAT_VERSION`]).
+//!
+//! # Planted bugs
+//!
+//! `crates/kvraft/check-planted-bugs.sh` builds this crate with
+//! `RUSTFLAGS='--cfg kv_bug="NAME"'` (`get-local`, `no-dedup`, `double-apply`) to show the
+//! test suite catches each; without that flag (never set by a cargo feature) none of that
+//! code exists.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -51,8 +66,8 @@ mod state;
 
 pub use clerk::{BlockingClerk, Clerk, ClerkConfig, ClerkError, KvEnd};
 pub use op::{
-    decode_command, encode_command, CodecError, InputError, KvReply, KvRequest, Limits, Op,
-    OpOutput, ServerError, FORMAT_VERSION,
+    decode_command, encode_command, CodecError, InputError, KvReply, KvRequest, Limits, LogCommand,
+    Op, OpOutput, ServerError, FORMAT_VERSION,
 };
 pub use server::{KvConfig, KvServer, KvServerError, ServerStats};
 pub use state::{Applied, ClientRecord, KvStateMachine};

@@ -4,7 +4,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The version byte that starts every encoded log command and snapshot.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// Version 2: log commands carry their leader's time stamp ([`LogCommand`]), operations
+/// include [`Op::OpenSession`], and snapshots hold sessions (last write and last
+/// activity) instead of every client's last reply. Version 1 is not read.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// One key/value operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,36 +32,60 @@ pub enum Op {
         /// What to append.
         value: String,
     },
+    /// Opens the client's session (or keeps it alive), so that its writes can be applied
+    /// exactly once; a write from a client without a session is refused
+    /// ([`ServerError::SessionExpired`]). The [`Clerk`](crate::Clerk) sends it by itself
+    /// before its first write.
+    OpenSession,
 }
 
 impl Op {
-    /// The key the operation touches.
-    pub fn key(&self) -> &str {
+    /// The key the operation touches (`None` for [`Op::OpenSession`]).
+    pub fn key(&self) -> Option<&str> {
         match self {
-            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } => key,
+            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } => Some(key),
+            Op::OpenSession => None,
         }
     }
 
-    /// The argument of a put or append; `None` for a get.
+    /// The argument of a put or append; `None` for the others.
     pub fn value(&self) -> Option<&str> {
         match self {
-            Op::Get { .. } => None,
+            Op::Get { .. } | Op::OpenSession => None,
             Op::Put { value, .. } | Op::Append { value, .. } => Some(value),
         }
+    }
+
+    /// True for a put or an append: the operations applied exactly once.
+    pub fn is_write(&self) -> bool {
+        matches!(self, Op::Put { .. } | Op::Append { .. })
     }
 }
 
 /// A client's request: an operation, numbered by its client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvRequest {
-    /// The client's id (random, 64 bits). An id the service has never seen is
-    /// registered when its first request is applied.
+    /// The client's id (random, 64 bits). Its session is opened by an
+    /// [`Op::OpenSession`] request; gets need no session.
     pub client_id: u64,
-    /// The client's sequence number for this request: 1 for its first, then increasing.
-    /// A retry carries the same number, which is how duplicates are recognised.
+    /// The client's sequence number for this request: increasing from one request to the
+    /// next. A retry carries the same number, which is how a duplicated write is
+    /// recognised.
     pub seq: u64,
     /// The operation.
     pub op: Op,
+}
+
+/// A request as it is written in the Raft log: with the time at which the leader
+/// proposed it, from which every replica derives the same session expiry (see
+/// [`KvStateMachine`](crate::KvStateMachine)).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCommand {
+    /// The proposing leader's clock, in milliseconds (see
+    /// [`KvConfig::clock_origin_ms`](crate::KvConfig::clock_origin_ms)).
+    pub stamp_ms: u64,
+    /// The client's request.
+    pub req: KvRequest,
 }
 
 /// The result of an applied operation.
@@ -116,15 +144,21 @@ pub enum ServerError {
     /// The request is invalid; retrying cannot help.
     #[error("invalid request: {0}")]
     Invalid(#[from] InputError),
-    /// The client has already had a newer request applied: the clerk has moved on, so
+    /// The client has already had a newer write applied: the clerk has moved on, so
     /// this one is not applied. Only two clerks sharing an id can see this.
-    #[error("request {seq} is older than the client's latest applied request {latest}")]
+    #[error("request {seq} is older than the client's latest applied write {latest}")]
     Stale {
         /// The request's sequence number.
         seq: u64,
-        /// The client's latest applied sequence number.
+        /// The client's latest applied write sequence number.
         latest: u64,
     },
+    /// The client has no session: it was idle for longer than the session time-to-live
+    /// ([`KvConfig::session_ttl`](crate::KvConfig::session_ttl)) and its session
+    /// expired, or it never opened one. The write was not applied now; if it is a retry,
+    /// an earlier copy may or may not have been applied, which can no longer be told.
+    #[error("the client's session has expired (or was never opened); the write was not applied")]
+    SessionExpired,
     /// The server could not submit the request (an internal failure; the text says
     /// which). Another server may succeed.
     #[error("internal error: {0}")]
@@ -160,7 +194,9 @@ impl Limits {
     /// Checks `op` against the limits: the key must be non-empty and within
     /// `max_key_bytes`, the value within `max_value_bytes`.
     pub fn check(&self, op: &Op) -> Result<(), InputError> {
-        let key = op.key();
+        let Some(key) = op.key() else {
+            return Ok(());
+        };
         if key.is_empty() {
             return Err(InputError::EmptyKey);
         }
@@ -196,13 +232,13 @@ pub enum CodecError {
     Postcard(#[from] postcard::Error),
 }
 
-/// Encodes a request as a Raft log command: [`FORMAT_VERSION`], then postcard.
-pub fn encode_command(req: &KvRequest) -> Result<Bytes, CodecError> {
-    encode_versioned(req)
+/// Encodes a Raft log command: [`FORMAT_VERSION`], then postcard.
+pub fn encode_command(cmd: &LogCommand) -> Result<Bytes, CodecError> {
+    encode_versioned(cmd)
 }
 
 /// Decodes a log command written by [`encode_command`].
-pub fn decode_command(data: &[u8]) -> Result<KvRequest, CodecError> {
+pub fn decode_command(data: &[u8]) -> Result<LogCommand, CodecError> {
     decode_versioned(data)
 }
 
@@ -225,17 +261,24 @@ mod tests {
 
     #[test]
     fn commands_round_trip_with_a_version_byte() {
-        let req = KvRequest {
-            client_id: u64::MAX,
-            seq: 7,
-            op: Op::Append {
-                key: "k".into(),
-                value: "x 1 2 y".into(),
+        let req = LogCommand {
+            stamp_ms: 1_700_000_000_000,
+            req: KvRequest {
+                client_id: u64::MAX,
+                seq: 7,
+                op: Op::Append {
+                    key: "k".into(),
+                    value: "x 1 2 y".into(),
+                },
             },
         };
         let bytes = encode_command(&req).expect("encodes");
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode_command(&bytes).expect("decodes"), req);
+        assert!(matches!(
+            decode_command(&[1, 0, 0]),
+            Err(CodecError::UnknownVersion(1))
+        ));
         assert!(matches!(decode_command(&[]), Err(CodecError::Empty)));
         assert!(matches!(
             decode_command(&[99, 1, 2]),
@@ -269,5 +312,6 @@ mod tests {
         );
         assert_eq!(limits.check(&put("k", "12345")), Ok(()));
         assert_eq!(limits.check(&get("abc")), Ok(()));
+        assert_eq!(limits.check(&Op::OpenSession), Ok(()));
     }
 }

@@ -1,7 +1,7 @@
 //! The key/value server: one replica of the service.
 
 use crate::decode_command;
-use crate::op::{encode_command, KvReply, KvRequest, Limits, ServerError};
+use crate::op::{encode_command, KvReply, KvRequest, Limits, LogCommand, OpOutput, ServerError};
 use crate::state::{Applied, KvStateMachine};
 use raft::{ApplyMsg, Config, Index, NodeId, Raft, RaftError, Term, Transport};
 use raft_storage::Storage;
@@ -10,13 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
-use tokio::time::MissedTickBehavior;
+use tokio::time::Instant;
 
 /// At most this many apply messages are handled between two snapshot decisions.
 const APPLY_BATCH: usize = 256;
 /// Capacity of the channel from the Raft peer to the apply loop: committed entries beyond
 /// it wait in the peer (bounded by `Config::max_unapplied_entries`), not in memory here.
 const APPLY_QUEUE: usize = 1024;
+
+/// The default [`KvConfig::session_ttl`]: one hour.
+pub(crate) const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 
 /// Settings of one key/value server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +36,24 @@ pub struct KvConfig {
     pub op_timeout: Duration,
     /// How often the server checks its Raft peer's term and role, to answer waiting
     /// requests [`ServerError::WrongLeader`] once it has lost leadership (default 10 ms).
+    /// The check runs on schedule however busy the server is applying commands.
     pub leader_check_interval: Duration,
+    /// How long a client's session lives without activity (default 1 hour). After that
+    /// the service forgets the client's last write, and a write from it is answered
+    /// [`ServerError::SessionExpired`] (the [`Clerk`](crate::Clerk) reopens its session
+    /// on its next write). Expiry is decided from the time stamps in the log, so every
+    /// replica drops the same sessions; it **must be the same on every replica**.
+    ///
+    /// Why an hour: a session must outlive any retry of its client's last write (a
+    /// clerk retries for as long as it is cut off, so a short time-to-live turns a long
+    /// partition into `SessionExpired` errors), and clock skew between leaders (which
+    /// can expire a session early by the skew) must be small beside it; memory is one
+    /// small record per client active in the last hour, about 20 bytes each.
+    pub session_ttl: Duration,
+    /// The server's clock at start, in milliseconds; it then advances with the tokio
+    /// clock. `None` (the default): the Unix time. Stamps on proposed commands come from
+    /// this clock; the tests set it from the virtual clock so that runs are reproducible.
+    pub clock_origin_ms: Option<u64>,
 }
 
 impl Default for KvConfig {
@@ -43,6 +63,8 @@ impl Default for KvConfig {
             limits: Limits::default(),
             op_timeout: Duration::from_millis(500),
             leader_check_interval: Duration::from_millis(10),
+            session_ttl: DEFAULT_SESSION_TTL,
+            clock_origin_ms: None,
         }
     }
 }
@@ -92,6 +114,8 @@ pub struct ServerStats {
 struct Waiter {
     client_id: u64,
     seq: u64,
+    /// The operation is a write or opens a session: a snapshot that covers it answers it.
+    recorded: bool,
     /// Where and in which term the operation was proposed, once `start` has returned.
     placed: Option<(Index, Term)>,
     tx: oneshot::Sender<KvReply>,
@@ -103,6 +127,9 @@ struct Shared {
     waiters: BTreeMap<u64, Waiter>,
     next_waiter: u64,
     stats: ServerStats,
+    /// The applied state, copied after every batch (for the `get-local` planted bug only).
+    #[cfg(kv_bug = "get-local")]
+    local: KvStateMachine,
 }
 
 impl Shared {
@@ -129,13 +156,41 @@ struct Inner {
     shared: Mutex<Shared>,
     killed: AtomicBool,
     stop: Notify,
+    /// The clock's origin: the tokio instant the server started and its reading then.
+    clock: (Instant, u64),
 }
 
 impl Inner {
+    fn new(me: NodeId, raft: Raft, config: KvConfig) -> Inner {
+        let origin = config.clock_origin_ms.unwrap_or_else(unix_ms);
+        Inner {
+            me,
+            raft,
+            config,
+            shared: Mutex::new(Shared::default()),
+            killed: AtomicBool::new(false),
+            stop: Notify::new(),
+            clock: (Instant::now(), origin),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // No critical section can panic half-way through an update.
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The server's clock, in milliseconds (see [`KvConfig::clock_origin_ms`]).
+    fn now_ms(&self) -> u64 {
+        let elapsed = u64::try_from(self.clock.0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.clock.1.saturating_add(elapsed)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the system clock is before it).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// One replica of the key/value service. Cloning gives another handle to the same
@@ -169,9 +224,12 @@ impl KvServer {
         config: KvConfig,
         transport: T,
     ) -> Result<KvServer, KvServerError> {
-        if config.op_timeout.is_zero() || config.leader_check_interval.is_zero() {
+        if config.op_timeout.is_zero()
+            || config.leader_check_interval.is_zero()
+            || config.session_ttl.is_zero()
+        {
             return Err(KvServerError::InvalidConfig(
-                "op_timeout and leader_check_interval must be positive".into(),
+                "op_timeout, leader_check_interval and session_ttl must be positive".into(),
             ));
         }
         if config.limits.max_key_bytes == 0 {
@@ -181,14 +239,7 @@ impl KvServer {
         }
         let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE);
         let raft = Raft::new(peers, me, storage, apply_tx, config.raft.clone(), transport)?;
-        let inner = Arc::new(Inner {
-            me,
-            raft,
-            config,
-            shared: Mutex::new(Shared::default()),
-            killed: AtomicBool::new(false),
-            stop: Notify::new(),
-        });
+        let inner = Arc::new(Inner::new(me, raft, config));
         tokio::spawn(apply_loop(inner.clone(), apply_rx));
         Ok(KvServer { inner })
     }
@@ -221,7 +272,20 @@ impl KvServer {
             return Err(ServerError::ShuttingDown);
         }
         inner.config.limits.check(&req.op)?;
-        let command = encode_command(&req).map_err(|e| ServerError::Internal(e.to_string()))?;
+        #[cfg(kv_bug = "get-local")]
+        if let crate::Op::Get { key } = &req.op {
+            // The planted bug `get-local`: a server that believes it leads answers a get
+            // from its own applied state, without going through the log.
+            if inner.raft.state().1 {
+                return Ok(OpOutput::Value(inner.lock().local.get(key).to_owned()));
+            }
+        }
+        let cmd = LogCommand {
+            stamp_ms: inner.now_ms(),
+            req,
+        };
+        let command = encode_command(&cmd).map_err(|e| ServerError::Internal(e.to_string()))?;
+        let req = cmd.req;
 
         // Register before proposing, so that the apply task can never miss the
         // application of this request.
@@ -235,6 +299,7 @@ impl KvServer {
                 Waiter {
                     client_id: req.client_id,
                     seq: req.seq,
+                    recorded: !matches!(req.op, crate::Op::Get { .. }),
                     placed: None,
                     tx,
                 },
@@ -307,12 +372,22 @@ impl Drop for WaiterGuard<'_> {
 
 /// The apply task: applies committed commands and snapshots, answers waiting requests,
 /// takes snapshots, and watches the Raft peer's term and role.
+///
+/// The leadership check is driven by time, not by the channel being idle: it runs at the
+/// top of every turn once due, so a saturated apply channel cannot starve it (a `biased`
+/// select with the channel first did: waiters of a deposed leader then waited for their
+/// whole `op_timeout` instead of hearing `WrongLeader` within a check interval).
 async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
-    let mut sm = KvStateMachine::new();
+    let mut sm = KvStateMachine::with_session_ttl(inner.config.session_ttl);
     let mut last_snapshot: Index = 0;
-    let mut ticker = tokio::time::interval(inner.config.leader_check_interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let every = inner.config.leader_check_interval;
+    let mut next_check = Instant::now() + every;
     loop {
+        let now = Instant::now();
+        if now >= next_check {
+            check_leadership(&inner);
+            next_check = now + every;
+        }
         tokio::select! {
             biased;
             _ = inner.stop.notified() => break,
@@ -330,9 +405,13 @@ async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
                     KvServer { inner: inner.clone() }.kill();
                     break;
                 }
+                #[cfg(kv_bug = "get-local")]
+                {
+                    inner.lock().local = sm.clone();
+                }
                 maybe_snapshot(&inner, &sm, &mut last_snapshot).await;
             }
-            _ = ticker.tick() => check_leadership(&inner),
+            _ = tokio::time::sleep_until(next_check) => {}
         }
     }
     inner
@@ -343,7 +422,11 @@ async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
 /// Applies one message; false if a snapshot could not be decoded.
 fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
     match msg {
-        ApplyMsg::Command { index, command, .. } => {
+        ApplyMsg::Command {
+            index,
+            term,
+            command,
+        } => {
             let last = inner.lock().stats.last_applied;
             if index <= last {
                 tracing::debug!(server = inner.me, index, "command already applied; skipped");
@@ -353,7 +436,10 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
                 tracing::warn!(server = inner.me, index, last, "gap in applied indices");
             }
             let decoded = decode_command(&command);
-            let outcome = decoded.as_ref().ok().map(|req| (req, sm.apply(req)));
+            let outcome = decoded
+                .as_ref()
+                .ok()
+                .map(|cmd| (&cmd.req, sm.apply(&cmd.req, cmd.stamp_ms, term)));
             let mut s = inner.lock();
             s.stats.last_applied = index;
             match outcome {
@@ -371,6 +457,7 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
                             seq: req.seq,
                             latest,
                         }),
+                        Applied::SessionExpired => Err(ServerError::SessionExpired),
                     };
                     let (client_id, seq) = (req.client_id, req.seq);
                     s.answer(|w| {
@@ -406,14 +493,17 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
             match KvStateMachine::decode(&data) {
                 Ok(restored) => {
                     *sm = restored;
+                    sm.set_session_ttl(inner.config.session_ttl);
                     let mut s = inner.lock();
                     s.stats.last_applied = index;
                     s.stats.snapshots_installed += 1;
-                    // A waiting request whose operation the snapshot covers gets its
-                    // reply from the table; others placed at or before the snapshot
-                    // lost their place.
+                    // A waiting write whose operation the snapshot covers is answered
+                    // from the table; others placed at or before the snapshot lost
+                    // their place (a get is retried and reads again).
                     s.answer(|w| match sm.client(w.client_id) {
-                        Some(rec) if rec.last_seq == w.seq => Some(Ok(rec.last_reply.clone())),
+                        Some(rec) if w.recorded && rec.last_write_seq == w.seq => {
+                            Some(Ok(OpOutput::Done))
+                        }
                         _ if w.placed.is_some_and(|(i, _)| i <= index) => {
                             Some(Err(ServerError::WrongLeader { leader_hint: None }))
                         }
@@ -479,3 +569,6 @@ fn check_leadership(inner: &Inner) {
             .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn testdata(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/linearizability");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
     assert!(
         dir.is_dir(),
         "known-answer test data directory {} is missing",

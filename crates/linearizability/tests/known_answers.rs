@@ -1,19 +1,17 @@
-//! Known-answer histories from porcupine's test data (see the README in the
-//! shared test data directory).
+//! Known-answer histories from porcupine's test data, kept in this crate's `testdata/`
+//! (its README says where they come from).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use linearizability::{check, CheckResult, History};
 
-/// The shared test data directory; panics (failing the test) if missing.
+/// The crate's test data directory; panics (failing the test) if missing.
 fn testdata_dir() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/linearizability");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata");
     assert!(
         dir.is_dir(),
-        "known-answer test data directory {} is missing: the repository must be checked out \
-         with shared/ beside it (shared/testdata/linearizability/*.jsonl)",
+        "known-answer test data directory {} is missing (it is part of the repository)",
         dir.display()
     );
     dir
