@@ -38,14 +38,7 @@ impl<R: RngCore> RaftCore<R> {
         leader_commit: Index,
     ) -> Result<(), CoreError> {
         if term < self.hard.term {
-            self.send(
-                from,
-                Message::AppendEntriesResponse {
-                    term: self.hard.term,
-                    index: prev_index,
-                    reject: Some(self.reject_hint(prev_index)),
-                },
-            );
+            self.reject_append(from, prev_index);
             return Ok(());
         }
         self.heard_from_leader(from, term);
@@ -61,14 +54,7 @@ impl<R: RngCore> RaftCore<R> {
         };
 
         if self.log.term(prev_index) != Some(prev_term) {
-            self.send(
-                from,
-                Message::AppendEntriesResponse {
-                    term: self.hard.term,
-                    index: prev_index,
-                    reject: Some(self.reject_hint(prev_index)),
-                },
-            );
+            self.reject_append(from, prev_index);
             return Ok(());
         }
 
@@ -112,6 +98,21 @@ impl<R: RngCore> RaftCore<R> {
             },
         );
         Ok(())
+    }
+
+    /// Refuses an AppendEntries whose `prev_log_index` was `prev_index`, with the hint that
+    /// lets the leader skip back a whole term.
+    fn reject_append(&mut self, to: NodeId, prev_index: Index) {
+        let reject = Some(self.reject_hint(prev_index));
+        let term = self.hard.term;
+        self.send(
+            to,
+            Message::AppendEntriesResponse {
+                term,
+                index: prev_index,
+                reject,
+            },
+        );
     }
 
     fn reject_hint(&self, prev_index: Index) -> RejectHint {
