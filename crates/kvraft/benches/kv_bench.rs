@@ -21,6 +21,8 @@ struct Figures {
     median: Duration,
     p99: Duration,
     max: Duration,
+    /// RPCs on the network (clerk requests and Raft messages) per operation.
+    rpcs_per_op: f64,
 }
 
 async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
@@ -40,6 +42,7 @@ async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
             panic!("warm-up get failed: {e}");
         }
     }
+    let rpcs_before = cfg.net().total_count();
     let start = Instant::now();
     let tasks: Vec<_> = cks
         .into_iter()
@@ -73,6 +76,7 @@ async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
     }
     // The wall time includes each clerk's final (checking) get: one operation in 1,001.
     let wall = start.elapsed();
+    let rpcs = cfg.net().total_count() - rpcs_before;
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     let figures = Figures {
@@ -82,6 +86,7 @@ async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
         median: pct(0.50),
         p99: pct(0.99),
         max: lat[lat.len() - 1],
+        rpcs_per_op: rpcs as f64 / lat.len() as f64,
     };
     drop(cfg);
     figures
@@ -99,9 +104,9 @@ fn main() {
         "kvraft: {OPS_PER_CLERK} sequential appends per clerk, 3 servers, labrpc, real time, no added latency"
     );
     println!(
-        "| clerks | maxraftstate | ops | seconds | ops/s | median latency | p99 latency | max latency |"
+        "| clerks | maxraftstate | ops | seconds | ops/s | median latency | p99 latency | max latency | RPCs/op |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut runs: Vec<(usize, Option<u64>)> = counts.iter().map(|&c| (c, None)).collect();
     runs.push((1, Some(1000)));
     for (clerks, maxraftstate) in runs {
@@ -117,7 +122,7 @@ fn main() {
         runtime.shutdown_background();
         let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {:.0} | {} | {} | {} | {:.2} |",
             f.clerks,
             maxraftstate.map_or("none".to_string(), |m| m.to_string()),
             f.ops,
@@ -125,7 +130,8 @@ fn main() {
             f.ops as f64 / f.wall.as_secs_f64(),
             ms(f.median),
             ms(f.p99),
-            ms(f.max)
+            ms(f.max),
+            f.rpcs_per_op
         );
     }
 }
