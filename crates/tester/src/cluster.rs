@@ -1,11 +1,11 @@
 //! The cluster harness: the classic tester's `config`, in Rust.
 
+use crate::persister::{Persisters, StorageMode};
 use crate::runner::{Mode, RunOptions};
 use crate::wiring::{peer_ends, server_name, LabTransport, RAFT_METHOD};
 use bytes::Bytes;
 use labrpc::{Network, Server};
 use raft::{ApplyMsg, Config, Envelope, Index, NodeId, Raft, Term};
-use raft_storage::{MemStorage, Storage};
 use rand::Rng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::BTreeMap;
@@ -66,7 +66,8 @@ pub struct Cluster {
     snapshots: bool,
     shared: Arc<Mutex<Shared>>,
     rafts: Vec<Option<Raft>>,
-    saved: Vec<MemStorage>,
+    /// Every peer's durable state, in memory or on disk; what a restart resumes from.
+    store: Persisters,
     connected: Vec<bool>,
     /// `ends[i][j]`: the name of the end peer i uses to reach peer j.
     ends: Vec<Vec<String>>,
@@ -118,7 +119,7 @@ impl Cluster {
                 ..Shared::default()
             })),
             rafts: vec![None; n],
-            saved: (0..n).map(|_| MemStorage::new()).collect(),
+            store: Persisters::new(StorageMode::current(), n, opts.mode),
             connected: vec![false; n],
             ends: vec![Vec::new(); n],
             generation: 0,
@@ -206,13 +207,14 @@ impl Cluster {
                 Mode::RealTime => "real",
             };
             println!(
-                "  ... Passed --  {:4.1}  {} {:4} {:7} {:4}   (seed {}, {mode} time)",
+                "  ... Passed --  {:4.1}  {} {:4} {:7} {:4}   (seed {}, {mode} time, {})",
                 summary.seconds,
                 summary.peers,
                 summary.rpcs,
                 summary.bytes,
                 summary.commits,
-                self.opts.seed
+                self.opts.seed,
+                self.store.mode().name()
             );
         }
         summary
@@ -253,7 +255,17 @@ impl Cluster {
 
     /// Peer `i`'s persisted Raft-state size in bytes.
     pub fn raft_state_size(&self, i: usize) -> u64 {
-        self.saved[i].raft_state_size()
+        self.store.raft_state_size(i)
+    }
+
+    /// Where the peers keep their durable state.
+    pub fn storage_mode(&self) -> StorageMode {
+        self.store.mode()
+    }
+
+    /// Peer `i`'s data directory, on disk.
+    pub fn data_dir(&self, i: usize) -> Option<std::path::PathBuf> {
+        self.store.dir(i)
     }
 
     /// Calls `start` on peer `i`, if it is alive: `Some((index, term))` when it accepted.
@@ -311,37 +323,42 @@ impl Cluster {
         }
     }
 
-    /// Crashes peer `i`: disconnects it, removes its server, kills it, and keeps a copy of
-    /// its storage so that the dead instance's late writes go nowhere.
+    /// Crashes peer `i`: disconnects it, removes its server, kills it, and fences off its
+    /// storage so that the dead instance's late writes go nowhere (in memory: the harness
+    /// keeps a copy; on disk: the harness closes the peer's log).
     pub fn crash1(&mut self, i: usize) {
         self.disconnect(i);
         self.net.delete_server(&server_name(i));
-        self.saved[i] = self.saved[i].deep_copy();
         if let Some(raft) = self.rafts[i].take() {
             raft.kill();
         }
+        self.store.crash(i);
         self.event(format!("crash p{i}"));
     }
 
-    /// (Re)starts peer `i` from a copy of its storage, with fresh outgoing ends. It is not
-    /// connected: call [`connect`](Self::connect) next.
+    /// (Re)starts peer `i` from its storage (a copy in memory, its data directory reopened
+    /// on disk), with fresh outgoing ends. It is not connected: call
+    /// [`connect`](Self::connect) next.
     pub fn start1(&mut self, i: usize) {
         self.crash1(i);
         self.generation += 1;
         let (names, clients) = peer_ends(&self.net, i, self.n, self.generation);
         self.ends[i] = names;
 
-        self.saved[i] = self.saved[i].deep_copy();
         let (apply_tx, apply_rx) = mpsc::channel(1024);
         let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
-        let raft = match Raft::new(
+        let storage = self.store.open(i);
+        let transport = LabTransport::new(clients);
+        let config = self.config.clone();
+        let started = crate::with_peer_storage!(storage, |s| Raft::new(
             &peers,
             i as NodeId,
-            self.saved[i].clone(),
+            s,
             apply_tx,
-            self.config.clone(),
-            LabTransport::new(clients),
-        ) {
+            config,
+            transport
+        ));
+        let raft = match started {
             Ok(raft) => raft,
             Err(e) => panic!("cannot start peer {i}: {e}"),
         };
@@ -708,6 +725,6 @@ impl Cluster {
 
     /// Peer `i`'s persisted snapshot size in bytes.
     pub fn snapshot_size(&self, i: usize) -> u64 {
-        self.saved[i].snapshot_size()
+        self.store.snapshot_size(i)
     }
 }
