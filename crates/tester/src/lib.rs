@@ -37,11 +37,13 @@ pub use runner::{block_on, run, run_on, run_with, seed_of, Mode, RunOptions, Sce
 /// Declares one `#[test]` per scenario: `name => "description", path::to::scenario;`.
 /// Each runs with [`run`], so it honours `RAFT_TEST_REALTIME`, `RAFT_TEST_SEED` and
 /// `RAFT_TEST_QUIET`, and has its own fixed default seed. Starting the list with
-/// `on Disk;` (or `on Memory;`) fixes the peers' storage, whatever `RAFT_TEST_STORAGE` says.
+/// `on Disk;` (or `on Memory;`) fixes the peers' storage, whatever `RAFT_TEST_STORAGE` says;
+/// tests of such a list may carry attributes (`#[ignore = "why"] name => ...`).
 #[macro_export]
 macro_rules! classic_tests {
-    (on $storage:ident; $($test:ident => $name:literal, $f:path;)*) => {$(
+    (on $storage:ident; $($(#[$attr:meta])* $test:ident => $name:literal, $f:path;)*) => {$(
         #[test]
+        $(#[$attr])*
         fn $test() {
             $crate::run_on($crate::StorageMode::$storage, $name, |o| Box::pin($f(o)));
         }

@@ -5,6 +5,13 @@
 //! still a deterministic function of its seed) by default; `RAFT_TEST_REALTIME=1` for the
 //! wall clock (writes on tokio's blocking pool, as deployed); `RAFT_TEST_SEED=N` to replay
 //! a seed. The rest of the classic suite runs on disk with `RAFT_TEST_STORAGE=disk`.
+//!
+//! The churn tests and Figure 8 (unreliable) are `#[ignore]`d. Every Raft write is one
+//! `fdatasync`, and they make many: churn about 12,000, the unreliable two about 5,000
+//! together, against about 900 for everything else here. On this 2-core machine shared
+//! with other jobs, churn alone took 1.7 s when the disk was quiet and up to 21 s when it
+//! was busy (0.2–1.7 ms per sync), too much and too variable for the default suite. CI
+//! runs them: `cargo test -p raft-tester --test persistence_disk -- --ignored`.
 
 use raft_tester::{block_on, classic_tests, cmd, suite::persistence as s};
 use raft_tester::{Cluster, Mode, RunOptions, StorageMode};
@@ -14,8 +21,11 @@ classic_tests! {
     persist1_disk => "basic persistence", s::persist1;
     persist2_disk => "more persistence", s::persist2;
     figure8_disk => "Figure 8", s::figure8;
+    #[ignore = "2,300 syncs; CI runs it with --ignored"]
     figure8_unreliable_disk => "Figure 8 (unreliable)", s::figure8_unreliable;
+    #[ignore = "12,000 syncs, 2-20 s by the disk's load; CI runs it with --ignored"]
     reliable_churn_disk => "churn", s::reliable_churn;
+    #[ignore = "2,800 syncs; CI runs it with --ignored"]
     unreliable_churn_disk => "unreliable churn", s::unreliable_churn;
 }
 
