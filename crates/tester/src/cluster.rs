@@ -1,11 +1,12 @@
 //! The cluster harness: the classic tester's `config`, in Rust.
 
+use crate::applier::applier;
 use crate::persister::{Persisters, StorageMode};
 use crate::runner::{Mode, RunOptions};
 use crate::wiring::{peer_ends, server_name, LabTransport, RAFT_METHOD};
 use bytes::Bytes;
 use labrpc::{Network, Server};
-use raft::{ApplyMsg, Config, Envelope, Index, NodeId, Raft, Term};
+use raft::{Config, Envelope, Index, NodeId, Raft, Term};
 use rand::Rng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::BTreeMap;
@@ -41,17 +42,17 @@ pub struct Summary {
 
 /// What the appliers and checks share.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     /// Per peer: what it applied at each index. Survives restarts.
-    logs: Vec<BTreeMap<Index, Bytes>>,
+    pub(crate) logs: Vec<BTreeMap<Index, Bytes>>,
     /// First apply error, if any; the test fails at its next check.
-    apply_err: Option<String>,
+    pub(crate) apply_err: Option<String>,
     /// Highest index applied by anyone.
-    max_index: Index,
+    pub(crate) max_index: Index,
     /// A trace of what happened, with virtual times, for the determinism check.
-    events: Vec<String>,
+    pub(crate) events: Vec<String>,
     /// Snapshots delivered on apply channels (from the leader, or on restart).
-    snapshots_applied: u64,
+    pub(crate) snapshots_applied: u64,
 }
 
 /// An n-peer Raft cluster on a simulated network, with the classic tester's checks.
@@ -563,128 +564,6 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.cleanup();
     }
-}
-
-/// The blob the snapshotting applier hands to Raft: the index and every command through it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotBlob {
-    index: Index,
-    commands: Vec<(Index, Bytes)>,
-}
-
-/// Reads peer `i`'s apply channel and checks every message against what the others
-/// applied. In snapshot mode it also snapshots every 10 entries (the classic
-/// `applierSnap`) and requires each command to follow the last one applied exactly.
-async fn applier(
-    i: usize,
-    mut rx: mpsc::Receiver<ApplyMsg>,
-    shared: Arc<Mutex<Shared>>,
-    created: Instant,
-    raft: Raft,
-    snapshots: bool,
-) {
-    let mut last_applied: Index = 0;
-    while let Some(msg) = rx.recv().await {
-        let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-        match msg {
-            ApplyMsg::Command {
-                index,
-                term,
-                command,
-            } => {
-                let blob = {
-                    let mut s = lock();
-                    let mut err = check_apply(&s, i, index, &command);
-                    if snapshots && index != last_applied + 1 {
-                        err = Some(format!(
-                            "server {i} apply out of order: expected index {}, got {index}",
-                            last_applied + 1
-                        ));
-                    }
-                    if let Some(e) = err {
-                        s.apply_err.get_or_insert(e);
-                    }
-                    s.logs[i].insert(index, command);
-                    s.max_index = s.max_index.max(index);
-                    let ms = created.elapsed().as_millis();
-                    s.events
-                        .push(format!("{ms:>8} apply p{i} index {index} term {term}"));
-                    last_applied = index;
-                    (snapshots && (index + 1) % 10 == 0).then(|| SnapshotBlob {
-                        index,
-                        commands: s.logs[i]
-                            .range(..=index)
-                            .map(|(k, v)| (*k, v.clone()))
-                            .collect(),
-                    })
-                };
-                if let Some(blob) = blob {
-                    match postcard::to_stdvec(&blob) {
-                        Ok(data) => {
-                            // A killed peer refuses; that is fine.
-                            let _ = raft.snapshot(index, Bytes::from(data)).await;
-                        }
-                        Err(e) => {
-                            lock()
-                                .apply_err
-                                .get_or_insert(format!("cannot encode snapshot: {e}"));
-                        }
-                    }
-                }
-            }
-            ApplyMsg::Snapshot { index, term, data } => {
-                let mut s = lock();
-                match postcard::from_bytes::<SnapshotBlob>(&data) {
-                    Ok(blob) if blob.index == index => {
-                        for (k, c) in &blob.commands {
-                            if let Some(e) =
-                                check_apply(&s, i, *k, c).filter(|e| !e.contains("order"))
-                            {
-                                s.apply_err.get_or_insert(e);
-                            }
-                        }
-                        s.logs[i] = blob.commands.into_iter().collect();
-                        s.snapshots_applied += 1;
-                        s.max_index = s.max_index.max(index);
-                        let ms = created.elapsed().as_millis();
-                        s.events
-                            .push(format!("{ms:>8} snapshot p{i} index {index} term {term}"));
-                        last_applied = index;
-                    }
-                    Ok(blob) => {
-                        s.apply_err.get_or_insert(format!(
-                            "server {i} snapshot index {index} holds index {}",
-                            blob.index
-                        ));
-                    }
-                    Err(e) => {
-                        s.apply_err.get_or_insert(format!(
-                            "server {i} cannot decode snapshot {index}: {e}"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What is wrong with peer `i` applying `command` at `index`, if anything.
-fn check_apply(s: &Shared, i: usize, index: Index, command: &Bytes) -> Option<String> {
-    for (j, log) in s.logs.iter().enumerate() {
-        if let Some(other) = log.get(&index) {
-            if other != command {
-                return Some(format!(
-                    "commit index={index} server={i} {:?} != server={j} {:?}",
-                    String::from_utf8_lossy(command),
-                    String::from_utf8_lossy(other)
-                ));
-            }
-        }
-    }
-    if index > 1 && !s.logs[i].contains_key(&(index - 1)) {
-        return Some(format!("server {i} apply out of order {index}"));
-    }
-    None
 }
 
 /// A read-only view of what the peers applied, for client tasks that run beside the

@@ -24,6 +24,7 @@
 //! | `RAFT_TEST_STORAGE=disk` | peers keep their state in `raft-wal` data directories (temporary), restarts reopen them |
 #![warn(missing_docs)]
 
+mod applier;
 mod cluster;
 pub mod persister;
 mod runner;
