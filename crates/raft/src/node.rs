@@ -295,6 +295,9 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                     };
                     result?;
                     self.stored(storage);
+                    if self.published.killed.load(Ordering::Acquire) {
+                        return Ok(());
+                    }
                     self.send_and_apply(unsent).await;
                 }
                 cmd = self.rx.recv() => {
@@ -315,6 +318,10 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 permit = apply_tx.reserve(), if waiting_to_apply => drop(permit),
             }
             drop(apply_tx);
+            // Killed while ticking or writing: nothing more is written or sent.
+            if self.published.killed.load(Ordering::Acquire) {
+                return Ok(());
+            }
             if self.writing.is_none() && self.core.has_ready() {
                 let room = if self.apply_tx.is_closed() {
                     usize::MAX

@@ -1,11 +1,12 @@
 //! The cluster harness: the classic tester's `config`, in Rust.
 
+use crate::applier::applier;
+use crate::persister::{Persisters, StorageMode};
 use crate::runner::{Mode, RunOptions};
 use crate::wiring::{peer_ends, server_name, LabTransport, RAFT_METHOD};
 use bytes::Bytes;
 use labrpc::{Network, Server};
-use raft::{ApplyMsg, Config, Envelope, Index, NodeId, Raft, Term};
-use raft_storage::{MemStorage, Storage};
+use raft::{Config, Envelope, Index, NodeId, Raft, Term};
 use rand::Rng;
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::BTreeMap;
@@ -41,17 +42,17 @@ pub struct Summary {
 
 /// What the appliers and checks share.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     /// Per peer: what it applied at each index. Survives restarts.
-    logs: Vec<BTreeMap<Index, Bytes>>,
+    pub(crate) logs: Vec<BTreeMap<Index, Bytes>>,
     /// First apply error, if any; the test fails at its next check.
-    apply_err: Option<String>,
+    pub(crate) apply_err: Option<String>,
     /// Highest index applied by anyone.
-    max_index: Index,
+    pub(crate) max_index: Index,
     /// A trace of what happened, with virtual times, for the determinism check.
-    events: Vec<String>,
+    pub(crate) events: Vec<String>,
     /// Snapshots delivered on apply channels (from the leader, or on restart).
-    snapshots_applied: u64,
+    pub(crate) snapshots_applied: u64,
 }
 
 /// An n-peer Raft cluster on a simulated network, with the classic tester's checks.
@@ -66,7 +67,8 @@ pub struct Cluster {
     snapshots: bool,
     shared: Arc<Mutex<Shared>>,
     rafts: Vec<Option<Raft>>,
-    saved: Vec<MemStorage>,
+    /// Every peer's durable state, in memory or on disk; what a restart resumes from.
+    store: Persisters,
     connected: Vec<bool>,
     /// `ends[i][j]`: the name of the end peer i uses to reach peer j.
     ends: Vec<Vec<String>>,
@@ -118,7 +120,7 @@ impl Cluster {
                 ..Shared::default()
             })),
             rafts: vec![None; n],
-            saved: (0..n).map(|_| MemStorage::new()).collect(),
+            store: Persisters::new(StorageMode::current(), n, opts.mode),
             connected: vec![false; n],
             ends: vec![Vec::new(); n],
             generation: 0,
@@ -206,13 +208,14 @@ impl Cluster {
                 Mode::RealTime => "real",
             };
             println!(
-                "  ... Passed --  {:4.1}  {} {:4} {:7} {:4}   (seed {}, {mode} time)",
+                "  ... Passed --  {:4.1}  {} {:4} {:7} {:4}   (seed {}, {mode} time, {})",
                 summary.seconds,
                 summary.peers,
                 summary.rpcs,
                 summary.bytes,
                 summary.commits,
-                self.opts.seed
+                self.opts.seed,
+                self.store.mode().name()
             );
         }
         summary
@@ -253,7 +256,17 @@ impl Cluster {
 
     /// Peer `i`'s persisted Raft-state size in bytes.
     pub fn raft_state_size(&self, i: usize) -> u64 {
-        self.saved[i].raft_state_size()
+        self.store.raft_state_size(i)
+    }
+
+    /// Where the peers keep their durable state.
+    pub fn storage_mode(&self) -> StorageMode {
+        self.store.mode()
+    }
+
+    /// Peer `i`'s data directory, on disk.
+    pub fn data_dir(&self, i: usize) -> Option<std::path::PathBuf> {
+        self.store.dir(i)
     }
 
     /// Calls `start` on peer `i`, if it is alive: `Some((index, term))` when it accepted.
@@ -311,37 +324,42 @@ impl Cluster {
         }
     }
 
-    /// Crashes peer `i`: disconnects it, removes its server, kills it, and keeps a copy of
-    /// its storage so that the dead instance's late writes go nowhere.
+    /// Crashes peer `i`: disconnects it, removes its server, kills it, and fences off its
+    /// storage so that the dead instance's late writes go nowhere (in memory: the harness
+    /// keeps a copy; on disk: the harness closes the peer's log).
     pub fn crash1(&mut self, i: usize) {
         self.disconnect(i);
         self.net.delete_server(&server_name(i));
-        self.saved[i] = self.saved[i].deep_copy();
         if let Some(raft) = self.rafts[i].take() {
             raft.kill();
         }
+        self.store.crash(i);
         self.event(format!("crash p{i}"));
     }
 
-    /// (Re)starts peer `i` from a copy of its storage, with fresh outgoing ends. It is not
-    /// connected: call [`connect`](Self::connect) next.
+    /// (Re)starts peer `i` from its storage (a copy in memory, its data directory reopened
+    /// on disk), with fresh outgoing ends. It is not connected: call
+    /// [`connect`](Self::connect) next.
     pub fn start1(&mut self, i: usize) {
         self.crash1(i);
         self.generation += 1;
         let (names, clients) = peer_ends(&self.net, i, self.n, self.generation);
         self.ends[i] = names;
 
-        self.saved[i] = self.saved[i].deep_copy();
         let (apply_tx, apply_rx) = mpsc::channel(1024);
         let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
-        let raft = match Raft::new(
+        let storage = self.store.open(i);
+        let transport = LabTransport::new(clients);
+        let config = self.config.clone();
+        let started = crate::with_peer_storage!(storage, |s| Raft::new(
             &peers,
             i as NodeId,
-            self.saved[i].clone(),
+            s,
             apply_tx,
-            self.config.clone(),
-            LabTransport::new(clients),
-        ) {
+            config,
+            transport
+        ));
+        let raft = match started {
             Ok(raft) => raft,
             Err(e) => panic!("cannot start peer {i}: {e}"),
         };
@@ -548,128 +566,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The blob the snapshotting applier hands to Raft: the index and every command through it.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotBlob {
-    index: Index,
-    commands: Vec<(Index, Bytes)>,
-}
-
-/// Reads peer `i`'s apply channel and checks every message against what the others
-/// applied. In snapshot mode it also snapshots every 10 entries (the classic
-/// `applierSnap`) and requires each command to follow the last one applied exactly.
-async fn applier(
-    i: usize,
-    mut rx: mpsc::Receiver<ApplyMsg>,
-    shared: Arc<Mutex<Shared>>,
-    created: Instant,
-    raft: Raft,
-    snapshots: bool,
-) {
-    let mut last_applied: Index = 0;
-    while let Some(msg) = rx.recv().await {
-        let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-        match msg {
-            ApplyMsg::Command {
-                index,
-                term,
-                command,
-            } => {
-                let blob = {
-                    let mut s = lock();
-                    let mut err = check_apply(&s, i, index, &command);
-                    if snapshots && index != last_applied + 1 {
-                        err = Some(format!(
-                            "server {i} apply out of order: expected index {}, got {index}",
-                            last_applied + 1
-                        ));
-                    }
-                    if let Some(e) = err {
-                        s.apply_err.get_or_insert(e);
-                    }
-                    s.logs[i].insert(index, command);
-                    s.max_index = s.max_index.max(index);
-                    let ms = created.elapsed().as_millis();
-                    s.events
-                        .push(format!("{ms:>8} apply p{i} index {index} term {term}"));
-                    last_applied = index;
-                    (snapshots && (index + 1) % 10 == 0).then(|| SnapshotBlob {
-                        index,
-                        commands: s.logs[i]
-                            .range(..=index)
-                            .map(|(k, v)| (*k, v.clone()))
-                            .collect(),
-                    })
-                };
-                if let Some(blob) = blob {
-                    match postcard::to_stdvec(&blob) {
-                        Ok(data) => {
-                            // A killed peer refuses; that is fine.
-                            let _ = raft.snapshot(index, Bytes::from(data)).await;
-                        }
-                        Err(e) => {
-                            lock()
-                                .apply_err
-                                .get_or_insert(format!("cannot encode snapshot: {e}"));
-                        }
-                    }
-                }
-            }
-            ApplyMsg::Snapshot { index, term, data } => {
-                let mut s = lock();
-                match postcard::from_bytes::<SnapshotBlob>(&data) {
-                    Ok(blob) if blob.index == index => {
-                        for (k, c) in &blob.commands {
-                            if let Some(e) =
-                                check_apply(&s, i, *k, c).filter(|e| !e.contains("order"))
-                            {
-                                s.apply_err.get_or_insert(e);
-                            }
-                        }
-                        s.logs[i] = blob.commands.into_iter().collect();
-                        s.snapshots_applied += 1;
-                        s.max_index = s.max_index.max(index);
-                        let ms = created.elapsed().as_millis();
-                        s.events
-                            .push(format!("{ms:>8} snapshot p{i} index {index} term {term}"));
-                        last_applied = index;
-                    }
-                    Ok(blob) => {
-                        s.apply_err.get_or_insert(format!(
-                            "server {i} snapshot index {index} holds index {}",
-                            blob.index
-                        ));
-                    }
-                    Err(e) => {
-                        s.apply_err.get_or_insert(format!(
-                            "server {i} cannot decode snapshot {index}: {e}"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What is wrong with peer `i` applying `command` at `index`, if anything.
-fn check_apply(s: &Shared, i: usize, index: Index, command: &Bytes) -> Option<String> {
-    for (j, log) in s.logs.iter().enumerate() {
-        if let Some(other) = log.get(&index) {
-            if other != command {
-                return Some(format!(
-                    "commit index={index} server={i} {:?} != server={j} {:?}",
-                    String::from_utf8_lossy(command),
-                    String::from_utf8_lossy(other)
-                ));
-            }
-        }
-    }
-    if index > 1 && !s.logs[i].contains_key(&(index - 1)) {
-        return Some(format!("server {i} apply out of order {index}"));
-    }
-    None
-}
-
 /// A read-only view of what the peers applied, for client tasks that run beside the
 /// test (the churn clients).
 #[derive(Clone)]
@@ -708,6 +604,6 @@ impl Cluster {
 
     /// Peer `i`'s persisted snapshot size in bytes.
     pub fn snapshot_size(&self, i: usize) -> u64 {
-        self.saved[i].snapshot_size()
+        self.store.snapshot_size(i)
     }
 }

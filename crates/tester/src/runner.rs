@@ -1,6 +1,7 @@
 //! Running one scenario on a fresh runtime, in virtual or real time.
 
 use crate::cluster::Summary;
+use crate::persister::StorageMode;
 use futures::future::BoxFuture;
 
 /// How time passes in a test.
@@ -66,6 +67,13 @@ pub fn seed_of(name: &str) -> u64 {
 /// Runs `scenario` on a fresh runtime built for `opts.mode`.
 pub fn run_with(opts: RunOptions, scenario: Scenario) -> Summary {
     block_on(opts.mode, scenario(opts))
+}
+
+/// As [`run`], with the peers' storage fixed to `storage` whatever `RAFT_TEST_STORAGE`
+/// says.
+pub fn run_on(storage: StorageMode, name: &str, scenario: Scenario) -> Summary {
+    let opts = RunOptions::from_env(seed_of(name));
+    block_on(opts.mode, storage.scope(scenario(opts)))
 }
 
 /// Runs any future to completion on a fresh runtime built for `mode`: one thread with a

@@ -5,7 +5,9 @@
 //! - Clerks ([`TestClerk`]) get their own ends to every server, only a chosen subset
 //!   enabled; [`KvCluster::partition`] changes server-to-server links only.
 //! - Shutdown and restart of servers with a copy of their storage (the classic "copy the
-//!   persister"); the persisted Raft-state and snapshot sizes can be checked.
+//!   persister"), or, on disk (`RAFT_TEST_STORAGE=disk` or [`run_on`]), from their
+//!   `raft-wal` data directories reopened (see `raft_tester::persister`); the persisted
+//!   Raft-state and snapshot sizes can be checked.
 //! - Every clerk operation is recorded (client, kind, key, value, output, call and return
 //!   event numbers, see [`OpLog`]) and [`KvCluster::end`] checks the whole
 //!   history for linearizability: `Unknown` is reported and passes, as in the classic
@@ -37,10 +39,11 @@ use kvraft::{Clerk, ClerkConfig, KvConfig, KvEnd, KvReply, KvRequest, KvServer, 
 use labrpc::{ClientEnd, Network, Server};
 use linearizability::{check, CheckResult, Operation};
 use raft::{Envelope, NodeId};
-use raft_storage::{MemStorage, Storage};
 pub use raft_tester::wiring::Latency;
 use raft_tester::wiring::{peer_ends, server_name, LabTransport, RAFT_METHOD};
-use raft_tester::{block_on, seed_of, Mode, RunOptions};
+use raft_tester::{
+    block_on, seed_of, with_peer_storage, Mode, Persisters, RunOptions, StorageMode,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
@@ -70,17 +73,30 @@ pub fn run(name: &str, scenario: Scenario) {
 
 /// Runs `scenario` with `opts` on a fresh runtime; fails if it hangs.
 pub fn run_with(opts: RunOptions, scenario: Scenario) {
-    block_on(opts.mode, async move {
-        if tokio::time::timeout(HANG_LIMIT, scenario(opts))
-            .await
-            .is_err()
-        {
-            panic!(
-                "test did not finish within {HANG_LIMIT:?} (seed {})",
-                opts.seed
-            );
-        }
-    });
+    run_in(StorageMode::current(), opts, scenario);
+}
+
+/// As [`run`], with the servers' storage fixed to `storage` whatever `RAFT_TEST_STORAGE`
+/// says.
+pub fn run_on(storage: StorageMode, name: &str, scenario: Scenario) {
+    run_in(storage, RunOptions::from_env(seed_of(name)), scenario);
+}
+
+fn run_in(storage: StorageMode, opts: RunOptions, scenario: Scenario) {
+    block_on(
+        opts.mode,
+        storage.scope(async move {
+            if tokio::time::timeout(HANG_LIMIT, scenario(opts))
+                .await
+                .is_err()
+            {
+                panic!(
+                    "test did not finish within {HANG_LIMIT:?} (seed {})",
+                    opts.seed
+                );
+            }
+        }),
+    );
 }
 
 /// A clerk's end to one server, with latency.
@@ -192,7 +208,8 @@ pub struct KvCluster {
     config: KvConfig,
     latency: Latency,
     servers: Vec<Option<KvServer>>,
-    saved: Vec<MemStorage>,
+    /// Every server's durable state, in memory or on disk.
+    store: Persisters,
     /// `ends[i][j]`: the name of the end server i uses to reach server j.
     ends: Vec<Vec<String>>,
     generation: u64,
@@ -234,7 +251,7 @@ impl KvCluster {
             config,
             latency,
             servers: vec![None; n],
-            saved: (0..n).map(|_| MemStorage::new()).collect(),
+            store: Persisters::new(StorageMode::current(), n, opts.mode),
             ends: vec![Vec::new(); n],
             generation: 0,
             next_client: 0,
@@ -316,12 +333,13 @@ impl KvCluster {
                 Mode::RealTime => "real",
             };
             println!(
-                "  ... Passed --  {:4.1}  {} {:5} {:4}   (seed {}, {mode} time)",
+                "  ... Passed --  {:4.1}  {} {:5} {:4}   (seed {}, {mode} time, {})",
                 self.t0.elapsed().as_secs_f64(),
                 self.n,
                 self.net.total_count() - self.rpcs0,
                 self.log.len() - self.ops0,
-                self.opts.seed
+                self.opts.seed,
+                self.store.mode().name()
             );
         }
     }
@@ -504,16 +522,17 @@ impl KvCluster {
 
     // ----- crash and restart ---------------------------------------------------------------
 
-    /// Shuts server `i` down: cuts its links, deletes its labrpc server, keeps a copy of
-    /// its storage (so the dead instance's late writes go nowhere) and kills it.
+    /// Shuts server `i` down: cuts its links, deletes its labrpc server, kills it and
+    /// fences off its storage (so the dead instance's late writes go nowhere: in memory
+    /// the harness keeps a copy, on disk it closes the server's log).
     pub fn shutdown_server(&mut self, i: usize) {
         let all = self.all();
         self.disconnect(i, &all);
         self.net.delete_server(&server_name(i));
-        self.saved[i] = self.saved[i].deep_copy();
         if let Some(kv) = self.servers[i].take() {
             kv.kill();
         }
+        self.store.crash(i);
     }
 
     /// (Re)starts server `i` from a copy of its storage, with fresh outgoing ends. Its
@@ -522,7 +541,6 @@ impl KvCluster {
         self.generation += 1;
         let (names, ends) = peer_ends(&self.net, i, self.n, self.generation);
         self.ends[i] = names;
-        self.saved[i] = self.saved[i].deep_copy();
         let transport = LabTransport::new(ends).with_latency(self.latency, self.rng.gen());
         // Every server's clock reads the test's clock (virtual or real), so stamps and
         // session expiry are reproducible.
@@ -530,13 +548,15 @@ impl KvCluster {
         config.clock_origin_ms =
             Some(u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX));
         let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
-        let kv = match KvServer::new(
+        let storage = self.store.open(i);
+        let started = with_peer_storage!(storage, |s| KvServer::new(
             &peers,
             i as NodeId,
-            self.saved[i].clone(),
+            s,
             config,
-            transport,
-        ) {
+            transport
+        ));
+        let kv = match started {
             Ok(kv) => kv,
             Err(e) => panic!("cannot start server {i}: {e} (seed {})", self.opts.seed),
         };
@@ -559,18 +579,16 @@ impl KvCluster {
 
     /// The largest persisted Raft state of any server, in bytes.
     pub fn log_size(&self) -> u64 {
-        self.saved
-            .iter()
-            .map(|s| s.raft_state_size())
+        (0..self.n)
+            .map(|i| self.store.raft_state_size(i))
             .max()
             .unwrap_or(0)
     }
 
     /// The largest persisted snapshot of any server, in bytes.
     pub fn snapshot_size(&self) -> u64 {
-        self.saved
-            .iter()
-            .map(|s| s.snapshot_size())
+        (0..self.n)
+            .map(|i| self.store.snapshot_size(i))
             .max()
             .unwrap_or(0)
     }

@@ -5,10 +5,14 @@
 //! cargo run --release -p raft-tester --bin classic-suite -- --seeds 50
 //! cargo run --release -p raft-tester --bin classic-suite -- --part 4B --markdown
 //! RAFT_TEST_REALTIME=1 cargo run --release -p raft-tester --bin classic-suite
+//! RAFT_TEST_STORAGE=disk cargo run --release -p raft-tester --bin classic-suite -- --part 4B
 //! ```
+//!
+//! With `RAFT_TEST_STORAGE=disk` the peers keep their state in `raft-wal` data directories
+//! (temporary) and restart from them.
 
 use clap::Parser;
-use raft_tester::{run_with, suite, Mode, RunOptions, Summary};
+use raft_tester::{run_with, suite, Mode, RunOptions, StorageMode, Summary};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -126,12 +130,13 @@ fn main() -> ExitCode {
     }
     print_table(&first_round, args.markdown);
     println!(
-        "\n{passed} passed, {} failed ({} rounds of {} tests, {:.1} s wall, {} time)",
+        "\n{passed} passed, {} failed ({} rounds of {} tests, {:.1} s wall, {} time, {} storage)",
         failures.len(),
         args.seeds,
         tests.len(),
         started.elapsed().as_secs_f64(),
-        if args.realtime { "real" } else { "virtual" }
+        if args.realtime { "real" } else { "virtual" },
+        StorageMode::current().name()
     );
     for (name, seed) in &failures {
         println!("replay: RAFT_TEST_SEED={seed} cargo test -p raft-tester -- '{name}'");
