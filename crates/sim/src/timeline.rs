@@ -161,6 +161,17 @@ fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
         Ok(o) => format!("outcome: {o:?}"),
         Err(v) => format!("outcome: {} violated at step {}", v.invariant, v.step),
     });
+    // Every node starts as a follower of term 0 with nothing committed.
+    for node in 1..=n {
+        run.states.push(StateChange {
+            at: At::default(),
+            node,
+            role: raft_viz::Role::Follower,
+            term: 0,
+            commit: 0,
+            applied: 0,
+        });
+    }
     run.end = At {
         step: report.stats.counts.steps,
         time_us: report.stats.counts.sim_time_us,

@@ -120,7 +120,7 @@ fn lane(out: &mut String, run: &Run, sc: &Scale, i: usize, node: NodeId) {
     );
     let _ = writeln!(
         out,
-        r#"<text class="lname" x="8" y="{}">n{node}</text><rect class="lanebg" x="{}" y="0" width="{}" height="{}"/>"#,
+        r#"<text class="lname" x="8" y="{}">n{node}</text><g clip-path="url(#plot)"><rect class="lanebg" x="{}" y="0" width="{}" height="{}"/>"#,
         px(LANE_H / 2.0 + 4.0),
         px(LEFT),
         px(WIDTH),
@@ -240,7 +240,7 @@ fn lane(out: &mut String, run: &Run, sc: &Scale, i: usize, node: NodeId) {
             );
         }
     }
-    out.push_str("</g>\n");
+    out.push_str("</g></g>\n");
 }
 
 fn message(out: &mut String, run: &Run, sc: &Scale, m: &Message) {
@@ -447,8 +447,17 @@ pub fn render_html(run: &Run) -> String {
         px(LEFT),
         px(WIDTH)
     );
-    out.push_str("<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#555\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#999\" stroke-width=\"3\"/></pattern></defs>\n");
-    out.push_str("<g id=\"axis\"></g>\n<g id=\"net\">\n");
+    // Timed elements are clipped to the plot area, so that zooming does not draw them over
+    // the lane names (the clip rectangle is tall enough for any lane's own coordinates).
+    let _ = write!(
+        out,
+        "<defs><clipPath id=\"plot\"><rect x=\"{}\" y=\"-100\" width=\"{}\" height=\"{}\"/></clipPath>",
+        px(LEFT),
+        px(WIDTH),
+        px(height + 200.0)
+    );
+    out.push_str("<pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#555\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#999\" stroke-width=\"3\"/></pattern></defs>\n");
+    out.push_str("<g id=\"axis\"></g>\n<g id=\"net\"><g clip-path=\"url(#plot)\">\n");
     for p in &run.partitions {
         let end = p.end.unwrap_or(run.end);
         let (x0, x1) = (sc.x(p.start.time_us), sc.x(end.time_us));
@@ -470,12 +479,12 @@ pub fn render_html(run: &Run) -> String {
     }
     let _ = writeln!(
         out,
-        "<text class=\"rowname\" x=\"8\" y=\"41\">network</text>\n</g>"
+        "</g><text class=\"rowname\" x=\"8\" y=\"41\">network</text>\n</g>"
     );
     for (i, n) in run.nodes.iter().enumerate() {
         lane(&mut out, run, &sc, i, *n);
     }
-    out.push_str("<g id=\"msgs\">\n");
+    out.push_str("<g id=\"msgs\" clip-path=\"url(#plot)\">\n");
     for m in &run.messages {
         message(&mut out, run, &sc, m);
     }
@@ -484,7 +493,7 @@ pub fn render_html(run: &Run) -> String {
         let x = sc.x(v.at.time_us);
         let _ = writeln!(
             out,
-            r#"<g id="viol"><line class="viol" data-a="{}" x1="{}" x2="{}" y1="24" y2="{}" data-tip="{}"/></g>"#,
+            r#"<g id="viol" clip-path="url(#plot)"><line class="viol" data-a="{}" x1="{}" x2="{}" y1="24" y2="{}" data-tip="{}"/></g>"#,
             v.at.time_us,
             px(x),
             px(x),

@@ -145,5 +145,7 @@
     }
     readout.textContent = s;
   });
-  redraw();
+  // A link to a moment: #view=FROM,TO in virtual seconds opens the page zoomed there.
+  var m = /view=([0-9.]+),([0-9.]+)/.exec(location.hash);
+  if (m) setView(parseFloat(m[1]) * 1e6, parseFloat(m[2]) * 1e6); else redraw();
 })();
