@@ -5,7 +5,8 @@
 //! more with an observer in the checker that records each send and never objects: the
 //! run, its trace and its outcome are exactly those of [`run_seed`](crate::run_seed).
 //! Each delivery in the trace is then matched to the earliest pending send with the
-//! same link and contents.
+//! same link and contents. The same observer records every log write (truncation,
+//! snapshot, entries appended) for the log view.
 
 use crate::config::{ConfigError, SimConfig};
 use crate::event::{Fault, Partition};
@@ -14,7 +15,7 @@ use crate::runner::{run_seed_with, SeedReport};
 use crate::trace::{Fate, LostReason, MsgSummary, TraceKind, TraceMode};
 use crate::world::World;
 use raft_core::Role;
-use raft_viz::{At, Crash, Message, MsgKind, PartitionSpan, Run, SnapshotMark, StateChange};
+use raft_viz::{At, Crash, LogOp, Message, MsgKind, PartitionSpan, Run, SnapshotMark, StateChange};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -29,25 +30,71 @@ struct Sent {
     bytes: u64,
 }
 
-/// Records every send; never objects, so the run is unchanged.
-struct SendRecorder(Rc<RefCell<Vec<Sent>>>);
+/// What the observer saw.
+#[derive(Default)]
+struct Recorded {
+    sends: Vec<Sent>,
+    logs: Vec<LogOp>,
+}
 
-impl Invariant for SendRecorder {
+/// Records every send and every log write; never objects, so the run is unchanged.
+struct Recorder(Rc<RefCell<Recorded>>);
+
+impl Invariant for Recorder {
     fn name(&self) -> &'static str {
         "timeline-recorder"
     }
     fn observe(&mut self, world: &World, obs: &Observation<'_>) -> Result<(), String> {
-        if let Observation::Sent { env, .. } = obs {
-            self.0.borrow_mut().push(Sent {
-                at: At {
-                    step: world.step,
-                    time_us: world.now,
-                },
+        let at = At {
+            step: world.step,
+            time_us: world.now,
+        };
+        let mut rec = self.0.borrow_mut();
+        match *obs {
+            Observation::Sent { env, .. } => rec.sends.push(Sent {
+                at,
                 from: env.from,
                 to: env.to,
                 msg: MsgSummary::from(&env.msg),
                 bytes: postcard::to_allocvec(&env.msg).map_or(0, |v| v.len() as u64),
-            });
+            }),
+            Observation::Persisted {
+                node,
+                snapshot,
+                truncate_from,
+                entries,
+                ..
+            } if snapshot.is_some() || truncate_from.is_some() || !entries.is_empty() => {
+                rec.logs.push(LogOp {
+                    at,
+                    node: node as u64 + 1,
+                    reset: false,
+                    truncate_from: truncate_from.unwrap_or(0),
+                    snapshot: snapshot.map(|s| (s.meta.index, s.meta.term)),
+                    first: entries.first().map_or(0, |e| e.index),
+                    terms: entries.iter().map(|e| e.term).collect(),
+                })
+            }
+            // A crash that lost an unsynced batch: the log is what the storage kept.
+            Observation::Crashed {
+                node,
+                rolled_back: Some(_),
+            } => {
+                let st = &world.nodes[node].storage;
+                let snap = st.snapshot_meta();
+                rec.logs.push(LogOp {
+                    at,
+                    node: node as u64 + 1,
+                    reset: true,
+                    truncate_from: 0,
+                    snapshot: Some((snap.index, snap.term)),
+                    first: snap.index + 1,
+                    terms: (snap.index + 1..=st.last_index())
+                        .map(|i| st.term(i).unwrap_or(0))
+                        .collect(),
+                });
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -55,13 +102,14 @@ impl Invariant for SendRecorder {
 
 /// Runs `seed` under `cfg` with a full trace and returns its report and its timeline.
 pub fn record_timeline(seed: u64, cfg: &SimConfig) -> Result<(SeedReport, Run), ConfigError> {
-    let sends = Rc::new(RefCell::new(Vec::new()));
-    let recorder = SendRecorder(Rc::clone(&sends));
+    let recorded = Rc::new(RefCell::new(Recorded::default()));
+    let recorder = Recorder(Rc::clone(&recorded));
     let report = run_seed_with(seed, cfg, TraceMode::Full, move |sim| {
         sim.checker_mut().add(Box::new(recorder));
     })?;
-    let sends = sends.borrow();
-    let run = to_run(&report, &sends);
+    let recorded = recorded.take();
+    let mut run = to_run(&report, &recorded.sends);
+    run.logs = recorded.logs;
     Ok((report, run))
 }
 
@@ -182,6 +230,8 @@ fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
     let mut next_send = 0;
     let mut open_crash: BTreeMap<u64, usize> = BTreeMap::new();
     let mut open_part: Option<usize> = None;
+    // Per node: the step of its last Ready applied at once, and the last index it applied.
+    let mut applying: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     for r in report.trace.records() {
         let at = At {
             step: r.step,
@@ -245,6 +295,12 @@ fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
                 }
             }
             TraceKind::State { node, state } => run.states.push(StateChange {
+                // The state is traced before the step's Ready is applied; show what the
+                // node has applied once the step is over.
+                applied: match applying.get(node) {
+                    Some(&(step, last)) if step == r.step => state.applied.max(last),
+                    _ => state.applied,
+                },
                 at,
                 node: *node,
                 role: match state.role {
@@ -254,7 +310,6 @@ fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
                 },
                 term: state.hard.term,
                 commit: state.commit,
-                applied: state.applied,
             }),
             TraceKind::Fault(f) => match f {
                 Fault::Crash { node, .. } => {
@@ -301,6 +356,9 @@ fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
                 installed: false,
             }),
             TraceKind::Ready { node, ready } => {
+                if let (Some((_, last)), false) = (ready.committed, ready.deferred) {
+                    applying.insert(*node, (r.step, last));
+                }
                 if let Some(meta) = ready.restore {
                     run.snapshots.push(SnapshotMark {
                         at,

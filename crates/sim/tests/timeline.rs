@@ -77,7 +77,68 @@ fn page_shows_lanes_messages_and_elections() {
         assert!(elections >= 1, "seed {seed}: no election drawn");
         assert_eq!(elections, report.stats.counts.elections, "seed {seed}");
         assert!(html.contains("data-tip=\"n") && html.contains("elected leader of term"));
+        // The log view has every node's log writes.
+        assert!(html.contains("<div id=\"logview\">"), "seed {seed}");
+        let logs = html.split("\"logs\":[").nth(1).expect("log data");
+        assert!(
+            logs.starts_with("[[") && logs.matches("],[").count() > nodes,
+            "seed {seed}"
+        );
     }
+}
+
+/// The log view's data replays to each node's log at the end of the run.
+#[test]
+fn log_writes_replay_to_the_final_logs() {
+    let (report, run) = record_timeline(42, &short()).expect("valid settings");
+    assert!(!run.logs.is_empty());
+    // Replays the writes as the page's script does (terms from index base+1 on).
+    let mut checked = 0;
+    for node in run.nodes.clone() {
+        let (mut base, mut terms) = (0u64, Vec::<u64>::new());
+        for op in run.logs.iter().filter(|o| o.node == node) {
+            if op.reset {
+                base = op.snapshot.map_or(0, |s| s.0);
+                terms = op.terms.clone();
+                continue;
+            }
+            if op.truncate_from > 0 {
+                terms.truncate(op.truncate_from.saturating_sub(1 + base) as usize);
+            }
+            if let Some((si, st)) = op.snapshot {
+                let k = si.saturating_sub(base) as usize;
+                terms = if k >= 1 && k <= terms.len() && terms[k - 1] == st {
+                    terms[k..].to_vec()
+                } else {
+                    Vec::new()
+                };
+                base = si;
+            }
+            if !op.terms.is_empty() {
+                terms.truncate(op.first.saturating_sub(1 + base) as usize);
+                terms.extend_from_slice(&op.terms);
+            }
+        }
+        // The final cluster description gives each node's last index and term on disk.
+        let line = report
+            .cluster
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("n{node}:")))
+            .expect("node in the cluster description");
+        let disk = line.split("disk:").nth(1).expect("disk part");
+        let want = disk.rsplit("log ..").next().expect("log part").trim();
+        let got = format!(
+            "{}@{}",
+            base + terms.len() as u64,
+            terms.last().copied().unwrap_or(0)
+        );
+        if terms.is_empty() {
+            continue; // last term is the snapshot's, not in the ops' terms
+        }
+        assert_eq!(got, want, "n{node}: {line}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "too few logs to compare");
 }
 
 #[test]

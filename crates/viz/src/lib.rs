@@ -210,6 +210,26 @@ pub struct SnapshotMark {
     pub installed: bool,
 }
 
+/// A change to one node's durable log, in the order it was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOp {
+    /// When.
+    pub at: At,
+    /// The node.
+    pub node: NodeId,
+    /// The log was replaced as a whole (e.g. a crash lost a batch): `snapshot` and
+    /// `terms` give all of it.
+    pub reset: bool,
+    /// Entries from this index on were removed before appending (0: none).
+    pub truncate_from: u64,
+    /// A snapshot written, as (last index, last term): entries it covers are compacted.
+    pub snapshot: Option<(u64, u64)>,
+    /// Index of the first entry appended.
+    pub first: u64,
+    /// Terms of the entries appended, in index order.
+    pub terms: Vec<u64>,
+}
+
 /// The invariant that broke, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViolationMark {
@@ -244,6 +264,8 @@ pub struct Run {
     pub snapshots: Vec<SnapshotMark>,
     /// The violation, if the run found one.
     pub violation: Option<ViolationMark>,
+    /// Every node's log writes, for the log view (empty: no log view).
+    pub logs: Vec<LogOp>,
 }
 
 impl Run {
@@ -260,6 +282,7 @@ impl Run {
             partitions: Vec::new(),
             snapshots: Vec::new(),
             violation: None,
+            logs: Vec::new(),
         }
     }
 }

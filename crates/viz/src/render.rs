@@ -383,6 +383,32 @@ fn data_json(run: &Run) -> String {
         s.push_str(&cells.join(","));
         s.push(']');
     }
+    // Per node: [time, reset, truncate_from, snapshot index, snapshot term, first, [terms]].
+    s.push_str("],\"logs\":[");
+    for (i, node) in run.nodes.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let ops: Vec<String> = run
+            .logs
+            .iter()
+            .filter(|op| op.node == *node)
+            .map(|op| {
+                let (si, st) = op.snapshot.unwrap_or((0, 0));
+                format!(
+                    "[{},{},{},{si},{st},{},[{}]]",
+                    op.at.time_us,
+                    u8::from(op.reset),
+                    op.truncate_from,
+                    op.first,
+                    join(&op.terms)
+                )
+            })
+            .collect();
+        s.push('[');
+        s.push_str(&ops.join(","));
+        s.push(']');
+    }
     s.push_str("]}");
     s
 }
@@ -511,6 +537,9 @@ pub fn render_html(run: &Run) -> String {
         "<line id=\"cursor\" x1=\"0\" x2=\"0\" y1=\"24\" y2=\"{}\"/>\n</svg></div>",
         px(height)
     );
+    if !run.logs.is_empty() {
+        out.push_str("<div id=\"logview\"><b>Logs</b>: click the timeline to see every node's log at that instant.</div>\n");
+    }
     out.push_str("<div id=\"readout\">Move over the timeline to see every node's state at that instant; wheel to zoom, drag to pan.</div>\n<div id=\"tip\"></div>\n");
     // `</` cannot appear inside the JSON (numbers only), so it is safe in a script element.
     let _ = writeln!(

@@ -145,7 +145,71 @@
     }
     readout.textContent = s;
   });
+  // The log view: every node's log at a chosen instant, as boxes coloured by term,
+  // rebuilt by replaying the node's log writes up to that instant.
+  function logAt(ops, t) {
+    var base = 0, baseTerm = 0, terms = [];
+    for (var i = 0; i < ops.length && ops[i][0] <= t; i++) {
+      var o = ops[i];
+      if (o[1]) { base = o[3]; baseTerm = o[4]; terms = o[6].slice(); continue; }
+      if (o[2] > 0) terms.length = Math.max(0, Math.min(terms.length, o[2] - 1 - base));
+      if (o[3] > 0) {
+        var k = o[3] - base;
+        if (k >= 1 && k <= terms.length && terms[k - 1] === o[4]) terms = terms.slice(k); else terms = [];
+        base = o[3]; baseTerm = o[4];
+      }
+      if (o[6].length) {
+        terms.length = Math.max(0, Math.min(terms.length, o[5] - 1 - base));
+        for (var j = 0; j < o[6].length; j++) terms.push(o[6][j]);
+      }
+    }
+    return { base: base, baseTerm: baseTerm, terms: terms };
+  }
+  function hue(term) { return "hsl(" + ((term * 67) % 360) + ",65%,72%)"; }
+  var logview = document.getElementById("logview");
+  function showLogs(t) {
+    if (!logview || !D.logs) return;
+    var logs = [], hi = 1, i;
+    for (i = 0; i < D.nodes.length; i++) {
+      logs.push(logAt(D.logs[i], t));
+      hi = Math.max(hi, logs[i].base + logs[i].terms.length);
+    }
+    var BOX = 9, N = 120, lo = Math.max(1, hi - N + 1), X0 = 40;
+    var h = '<b>Logs at ' + (t / 1e6).toFixed(6) + 's</b> (indices ' + lo + '..' + hi
+      + '; box colour = term, black bar after the commit index, blue triangle under the last applied; click the timeline to choose another instant)<br>';
+    h += '<svg width="' + (X0 + N * BOX + 60) + '" height="' + (D.nodes.length * 30 + 16) + '">';
+    for (var x = Math.ceil(lo / 10) * 10; x <= hi; x += 10)
+      h += '<text class="lvi" x="' + (X0 + (x - lo) * BOX) + '" y="10">' + x + '</text>';
+    for (i = 0; i < D.nodes.length; i++) {
+      var L2 = logs[i], y = 16 + i * 30, st = stateAt(D.states[i], t);
+      h += '<text class="lvn" x="0" y="' + (y + 12) + '">n' + D.nodes[i] + '</text>';
+      if (L2.base >= lo) h += '<rect x="' + (X0 + (L2.base - lo) * BOX) + '" y="' + y + '" width="' + (BOX - 1) + '" height="16" fill="#888"><title>snapshot through ' + L2.base + '@' + L2.baseTerm + '</title></rect>';
+      for (var k = 0; k < L2.terms.length; k++) {
+        var idx = L2.base + 1 + k;
+        if (idx < lo) continue;
+        h += '<rect x="' + (X0 + (idx - lo) * BOX) + '" y="' + y + '" width="' + (BOX - 1) + '" height="16" fill="' + hue(L2.terms[k]) + '"><title>n' + D.nodes[i] + ' entry ' + idx + ', term ' + L2.terms[k] + '</title></rect>';
+      }
+      if (st && st[1] !== 3) {
+        var cx = X0 + (st[3] - lo + 1) * BOX - 0.5;
+        if (st[3] >= lo) h += '<line x1="' + cx + '" x2="' + cx + '" y1="' + (y - 2) + '" y2="' + (y + 18) + '" stroke="#000" stroke-width="2"><title>commit ' + st[3] + '</title></line>';
+        var ax = X0 + (st[4] - lo) * BOX + BOX / 2;
+        if (st[4] >= lo) h += '<path d="M' + ax + ',' + (y + 17) + 'l-4,6h8z" fill="#06c"><title>applied ' + st[4] + '</title></path>';
+      }
+      h += '<text class="lvn" x="' + (X0 + N * BOX + 8) + '" y="' + (y + 12) + '">' + (st ? (st[1] === 3 ? "down" : "t" + st[2]) : "") + '</text>';
+    }
+    logview.innerHTML = h + '</svg>';
+  }
+  var downAt = null;
+  svg.addEventListener("mousedown", function (ev) { downAt = ev.clientX; });
+  svg.addEventListener("click", function (ev) {
+    if (downAt !== null && Math.abs(ev.clientX - downAt) > 3) return; // a drag, not a click
+    var p = tAt(ev);
+    if (p.x >= L && p.x <= L + W) showLogs(Math.round(p.t));
+  });
   // A link to a moment: #view=FROM,TO in virtual seconds opens the page zoomed there.
   var m = /view=([0-9.]+),([0-9.]+)/.exec(location.hash);
   if (m) setView(parseFloat(m[1]) * 1e6, parseFloat(m[2]) * 1e6); else redraw();
+  // #logs=T (virtual seconds) opens the log view at that instant.
+  var lg = /logs=([0-9.]+)/.exec(location.hash);
+  if (lg) showLogs(parseFloat(lg[1]) * 1e6);
 })();

@@ -1,7 +1,7 @@
 //! The page drawn from a small hand-made run: structure, escaping, determinism.
 
 use raft_viz::{
-    render_html, At, Crash, Fate, Message, MsgKind, PartitionSpan, Role, Run, SnapshotMark,
+    render_html, At, Crash, Fate, LogOp, Message, MsgKind, PartitionSpan, Role, Run, SnapshotMark,
     StateChange, ViolationMark,
 };
 
@@ -110,6 +110,13 @@ fn sample() -> Run {
         index: 5,
         installed: false,
     });
+    run.logs.push(LogOp {
+        at: at(9, 45),
+        node: 1,
+        first: 1,
+        terms: vec![1, 1, 2],
+        ..LogOp::default()
+    });
     run.violation = Some(ViolationMark {
         at: at(80, 400),
         invariant: "log-matching".to_string(),
@@ -138,6 +145,8 @@ fn draws_every_part() {
     assert!(html.contains("<line class=\"viol\""));
     assert!(html.contains("log-matching violated</b>"));
     assert!(html.contains("id=\"jviol\""));
+    assert!(html.contains("<div id=\"logview\">"));
+    assert!(html.contains("\"logs\":[[[45000,0,0,0,0,1,[1,1,2]]],[],[]]"));
 }
 
 #[test]
@@ -162,5 +171,6 @@ fn empty_run_renders() {
     let html = render_html(&Run::new("empty", vec![1]));
     assert_eq!(html.matches("<g class=\"lane\"").count(), 1);
     assert!(!html.contains("id=\"jviol\""));
+    assert!(!html.contains("<div id=\"logview\">"));
     assert!(!html.contains("NaN") && !html.contains("\"inf"));
 }
