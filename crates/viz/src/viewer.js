@@ -27,7 +27,12 @@
     return false;
   }
   var pending = false;
-  function redraw() { if (!pending) { pending = true; requestAnimationFrame(draw); } }
+  // Drawn at the next frame, or after 50 ms where frames do not come (a hidden tab,
+  // a headless browser); whichever is first.
+  function later() { if (pending) draw(); }
+  function redraw() {
+    if (!pending) { pending = true; requestAnimationFrame(later); setTimeout(later, 50); }
+  }
   function draw() {
     pending = false;
     var inView = 0, i, o;
