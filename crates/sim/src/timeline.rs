@@ -12,7 +12,7 @@ use crate::config::{ConfigError, SimConfig};
 use crate::event::{Fault, Partition};
 use crate::invariant::{Invariant, Observation};
 use crate::runner::{run_seed_with, SeedReport};
-use crate::trace::{Fate, LostReason, MsgSummary, TraceKind, TraceMode};
+use crate::trace::{Fate, LostReason, MsgSummary, NodeState, TraceKind, TraceMode};
 use crate::world::World;
 use raft_core::Role;
 use raft_viz::{At, Crash, LogOp, Message, MsgKind, PartitionSpan, Run, SnapshotMark, StateChange};
@@ -35,6 +35,9 @@ struct Sent {
 struct Recorded {
     sends: Vec<Sent>,
     logs: Vec<LogOp>,
+    /// The last node state seen after a step: the trace records a step's states after
+    /// the checks, so a step that breaks an invariant has its state only here.
+    last_state: Option<(At, u64, NodeState)>,
 }
 
 /// Records every send and every log write; never objects, so the run is unchanged.
@@ -75,6 +78,11 @@ impl Invariant for Recorder {
                     terms: entries.iter().map(|e| e.term).collect(),
                 })
             }
+            Observation::Stepped { node } => {
+                if let Some(st) = world.nodes[node].state() {
+                    rec.last_state = Some((at, node as u64 + 1, st));
+                }
+            }
             // A crash that lost an unsynced batch: the log is what the storage kept.
             Observation::Crashed {
                 node,
@@ -105,11 +113,16 @@ pub fn record_timeline(seed: u64, cfg: &SimConfig) -> Result<(SeedReport, Run), 
     let recorded = Rc::new(RefCell::new(Recorded::default()));
     let recorder = Recorder(Rc::clone(&recorded));
     let report = run_seed_with(seed, cfg, TraceMode::Full, move |sim| {
-        sim.checker_mut().add(Box::new(recorder));
+        sim.checker_mut().add_first(Box::new(recorder));
     })?;
     let recorded = recorded.take();
     let mut run = to_run(&report, &recorded.sends);
     run.logs = recorded.logs;
+    if let (Some(v), Some((at, node, st))) = (report.violation(), recorded.last_state) {
+        if at.step == v.step {
+            run.states.push(state_change(at, node, &st, st.applied));
+        }
+    }
     Ok((report, run))
 }
 
@@ -165,6 +178,21 @@ fn cut_nodes(p: &Partition, n: u64) -> Vec<u64> {
         }
         Partition::Isolate { node } | Partition::OneWay { node, .. } => vec![node],
         Partition::Bridge { a, .. } => mask_nodes(a),
+    }
+}
+
+fn state_change(at: At, node: u64, state: &NodeState, applied: u64) -> StateChange {
+    StateChange {
+        at,
+        node,
+        role: match state.role {
+            Role::Follower => raft_viz::Role::Follower,
+            Role::Candidate => raft_viz::Role::Candidate,
+            Role::Leader => raft_viz::Role::Leader,
+        },
+        term: state.hard.term,
+        commit: state.commit,
+        applied,
     }
 }
 
@@ -294,23 +322,15 @@ fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
                     Fate::Reordered => run.messages[i].detail.push_str(" [reordered by a fault]"),
                 }
             }
-            TraceKind::State { node, state } => run.states.push(StateChange {
+            TraceKind::State { node, state } => {
                 // The state is traced before the step's Ready is applied; show what the
                 // node has applied once the step is over.
-                applied: match applying.get(node) {
+                let applied = match applying.get(node) {
                     Some(&(step, last)) if step == r.step => state.applied.max(last),
                     _ => state.applied,
-                },
-                at,
-                node: *node,
-                role: match state.role {
-                    Role::Follower => raft_viz::Role::Follower,
-                    Role::Candidate => raft_viz::Role::Candidate,
-                    Role::Leader => raft_viz::Role::Leader,
-                },
-                term: state.hard.term,
-                commit: state.commit,
-            }),
+                };
+                run.states.push(state_change(at, *node, state, applied));
+            }
             TraceKind::Fault(f) => match f {
                 Fault::Crash { node, .. } => {
                     open_crash.insert(*node, run.crashes.len());
