@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use raft_sim::{
-    planted_bugs, run_seed, shrink, InvariantKind, SeedReport, SimConfig, Summary, TraceMode,
+    planted_bugs, run_seed, shrink, timeline_html, InvariantKind, SeedReport, SimConfig, Summary,
+    TraceMode,
 };
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +29,9 @@ struct Args {
     /// Replay one seed with full tracing.
     #[arg(long)]
     replay: Option<u64>,
+    /// With --replay: also write the run as an interactive HTML timeline to this file.
+    #[arg(long, value_name = "FILE", requires = "replay")]
+    html: Option<std::path::PathBuf>,
     /// Benchmark: steps per second and seeds per minute on one core.
     #[arg(long)]
     bench: bool,
@@ -194,7 +198,21 @@ fn print_failure(args: &Args, report: &SeedReport) {
 
 fn replay(args: &Args, seed: u64) -> Result<bool> {
     let cfg = config(args)?;
-    let report = run_seed(seed, &cfg, TraceMode::Full)?;
+    let report = match &args.html {
+        Some(path) => {
+            let start = Instant::now();
+            let (report, html) = timeline_html(seed, &cfg)?;
+            std::fs::write(path, &html).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "timeline written to {} ({} bytes, {:.2} s to run and draw)",
+                path.display(),
+                html.len(),
+                start.elapsed().as_secs_f64()
+            );
+            report
+        }
+        None => run_seed(seed, &cfg, TraceMode::Full)?,
+    };
     println!("seed {seed}\nsettings:\n{}\n", report.config);
     print!("{}", report.trace.render());
     println!("\nfinal cluster:\n{}", report.cluster);

@@ -87,7 +87,19 @@ fn catch_quiet<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// Runs one seed to its end. A panic inside the core or the simulator is reported as a
 /// violation of `no-panic`.
 pub fn run_seed(seed: u64, cfg: &SimConfig, mode: TraceMode) -> Result<SeedReport, ConfigError> {
+    run_seed_with(seed, cfg, mode, |_| {})
+}
+
+/// [`run_seed`], letting `setup` prepare the simulator first (e.g. add an observer of
+/// its own to the checker; one that never objects leaves the run unchanged).
+pub(crate) fn run_seed_with(
+    seed: u64,
+    cfg: &SimConfig,
+    mode: TraceMode,
+    setup: impl FnOnce(&mut Simulator),
+) -> Result<SeedReport, ConfigError> {
     let mut sim = Simulator::new(seed, cfg, mode)?;
+    setup(&mut sim);
     let outcome = match catch_quiet(|| sim.run()) {
         Ok(r) => r,
         Err(msg) => Err(Violation {

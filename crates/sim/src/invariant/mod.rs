@@ -248,6 +248,13 @@ impl Checker {
         self.invariants.push(inv);
     }
 
+    /// Adds an invariant of the caller's own in front of the others, so that it sees every
+    /// observation, also one that breaks a later invariant (for an observer that records
+    /// and never objects).
+    pub fn add_first(&mut self, inv: Box<dyn Invariant>) {
+        self.invariants.insert(0, inv);
+    }
+
     /// Names of the invariants checked.
     pub fn names(&self) -> Vec<&'static str> {
         self.invariants.iter().map(|i| i.name()).collect()
