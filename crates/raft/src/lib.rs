@@ -18,6 +18,12 @@
 //!   captured in a snapshot, so the log before it can be discarded;
 //!   [`Raft::raft_state_size`] says how large the persisted log has grown.
 //!
+//! Every queue is bounded: a peer answers [`RaftError::Busy`] rather than grow without limit
+//! (see [`Config::command_queue`] and [`Config::max_unapplied_entries`]); the apply channel
+//! is the service's, with the capacity it chose, and the peer hands over only what fits. A
+//! [`Storage`](raft_storage::Storage) that blocks on disk I/O is written on tokio's blocking
+//! pool, and what arrives while a write is in flight goes into the next single write.
+//!
 //! Nothing in this crate names a particular network: the tester plugs in the simulated
 //! `labrpc` network; a deployed server would plug in a real (e.g. TCP) one.
 #![warn(missing_docs)]
