@@ -403,20 +403,14 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 return Ok(());
             }
             let result = storage.write(persist.batch());
-            self.storage = Some(storage);
+            self.stored(storage);
             result?;
-            if let Some(storage) = &self.storage {
-                let size = storage.raft_state_size();
-                self.published
-                    .raft_state_size
-                    .store(size, Ordering::Release);
-            }
         }
         self.send_and_apply(unsent).await;
         Ok(())
     }
 
-    /// Takes the storage back from a finished write.
+    /// Takes the storage back after a write and publishes its new size.
     fn stored(&mut self, storage: S) {
         self.published
             .raft_state_size

@@ -131,12 +131,6 @@ impl Invariant for SnapshotTraffic {
                 let Message::InstallSnapshot { term, meta, .. } = &env.msg else {
                     return Ok(());
                 };
-                let trouble_before = self
-                    .trouble
-                    .get(&Self::pair(node, to))
-                    .copied()
-                    .unwrap_or(0)
-                    - u64::from(disturbed);
                 let Some(core) = world.nodes[node].core() else {
                     return Ok(());
                 };
@@ -153,7 +147,7 @@ impl Invariant for SnapshotTraffic {
                     .or_insert(Transfer {
                         chunks: 0,
                         started_us: world.now,
-                        trouble_at_start: trouble_before,
+                        trouble_at_start: trouble - u64::from(disturbed),
                     });
                 t.chunks += 1;
                 let faults = trouble - t.trouble_at_start;
