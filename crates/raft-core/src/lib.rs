@@ -43,6 +43,7 @@ mod config;
 mod core;
 mod error;
 mod log;
+mod membership;
 mod message;
 mod progress;
 mod quorum;
@@ -53,8 +54,10 @@ pub use crate::config::CoreConfig;
 pub use crate::core::RaftCore;
 pub use crate::error::CoreError;
 pub use crate::log::{LogError, RaftLog};
+pub use crate::membership::{ConfChange, Membership, MembershipError};
 pub use crate::message::{Envelope, Message, RejectHint, MAX_WIRE_VALUE};
 pub use crate::progress::{Progress, ProgressState};
+pub use crate::quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use crate::ready::Ready;
 pub use crate::types::{
     Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,
