@@ -8,24 +8,14 @@
 //! cargo bench -p raft --bench snapshot_memory -- 200000 nosnap   # contrast: no snapshots
 //! ```
 
-use futures::future::BoxFuture;
-use raft::{ApplyMsg, Bytes, Config, Envelope, NodeId, Raft, Transport};
+mod common;
+
+use common::Local;
+use raft::{ApplyMsg, Bytes, Config, NodeId, Raft};
 use raft_storage::MemStorage;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-/// Delivers messages by calling the peer's handler directly: no network at all.
-struct Local {
-    peers: Arc<OnceLock<Vec<Raft>>>,
-}
-
-impl Transport for Local {
-    fn call(&self, to: NodeId, msg: Envelope) -> BoxFuture<'static, Option<Envelope>> {
-        let peer = self.peers.get().and_then(|p| p.get(to as usize)).cloned();
-        Box::pin(async move { peer?.handle(msg).await })
-    }
-}
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
