@@ -12,6 +12,10 @@ pub const MIN_FRAME: usize = 1024;
 /// at 1 GiB so that one frame cannot take over a small machine's memory.
 pub const MAX_FRAME: usize = 1 << 30;
 
+/// Bytes of a frame that are not entry or snapshot data, at most: the version byte, the
+/// request id, the envelope's ids and the message's fixed fields, with room to spare.
+pub const FRAME_OVERHEAD: usize = 1024;
+
 /// Settings of one node's peer transport: its outbound [`TcpTransport`](crate::TcpTransport)
 /// and its [`PeerServer`](crate::PeerServer) read the same struct.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +115,32 @@ impl TransportConfig {
         }
         Ok(())
     }
+
+    /// Checks that every message the runtime with `raft` settings sends fits in a frame:
+    /// an AppendEntries of `max_msg_bytes` (the core counts 16 bytes an entry for what
+    /// postcard may encode in up to 25, hence the factor 2) and a snapshot chunk. A single
+    /// entry larger than `max_msg_bytes` is still sent alone: the service must refuse
+    /// commands over [`max_command_bytes`](Self::max_command_bytes).
+    pub fn validate_for(&self, raft: &raft::Config) -> Result<(), ConfigError> {
+        self.validate()?;
+        let needed = raft
+            .max_msg_bytes
+            .saturating_mul(2)
+            .max(raft.snapshot_chunk_bytes)
+            .saturating_add(FRAME_OVERHEAD);
+        if self.max_frame < needed {
+            return Err(ConfigError::FrameTooSmall {
+                max_frame: self.max_frame,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// The largest command a service should accept: one entry holding it fits in a frame.
+    pub fn max_command_bytes(&self) -> usize {
+        self.max_frame.saturating_sub(FRAME_OVERHEAD)
+    }
 }
 
 /// An unusable [`TransportConfig`].
@@ -140,6 +170,14 @@ pub enum ConfigError {
         /// The shared address.
         addr: SocketAddr,
     },
+    /// `max_frame` cannot carry the runtime's largest messages.
+    #[error("max_frame {max_frame} is too small for the runtime's messages (needs {needed})")]
+    FrameTooSmall {
+        /// The configured limit.
+        max_frame: usize,
+        /// What the runtime's settings need.
+        needed: usize,
+    },
 }
 
 #[cfg(test)]
@@ -155,6 +193,18 @@ mod tests {
     #[test]
     fn the_defaults_are_valid() {
         assert_eq!(TransportConfig::new(1, 1, peers()).validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_default_frame_carries_the_default_runtime_and_a_small_one_does_not() {
+        let mut c = TransportConfig::new(1, 1, peers());
+        assert_eq!(c.validate_for(&raft::Config::default()), Ok(()));
+        c.max_frame = 1 << 20;
+        assert!(matches!(
+            c.validate_for(&raft::Config::default()),
+            Err(ConfigError::FrameTooSmall { .. })
+        ));
+        assert_eq!(c.max_command_bytes(), (1 << 20) - FRAME_OVERHEAD);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! - [`PeerServer`] / [`serve_peers`] accept the other members' connections and hand each
 //!   request to a [`Handler`] (the node's `Raft::handle`), concurrently.
 //! - [`frame`] is the wire format (length-delimited, versioned postcard frames) and the
-//!   [`Hello`](frame::Hello) handshake, shared with the client protocol.
+//!   [`Hello`] handshake, shared with the client protocol.
 //!
 //! ## Wire format
 //!
@@ -17,9 +17,9 @@
 //! ([`frame::FORMAT_VERSION`], today 1), then a postcard-encoded body. A frame longer than
 //! [`TransportConfig::max_frame`] is refused from its length prefix alone.
 //!
-//! A connection opens with the connecting side's [`Hello`](frame::Hello) frame — magic
+//! A connection opens with the connecting side's [`Hello`] frame — magic
 //! `b"RAFT"`, format version, cluster id (u64), sender node id (u64), role (`Peer` or
-//! `Client`) — answered by one [`HelloReply`](frame::HelloReply) frame: `Accepted`, or
+//! `Client`) — answered by one [`HelloReply`] frame: `Accepted`, or
 //! `Refused { reason }` followed by the close. A connection that sends no valid hello
 //! within the handshake timeout is closed.
 //!
@@ -55,7 +55,7 @@ mod stats;
 pub mod wire;
 
 pub use client::TcpTransport;
-pub use config::{ConfigError, TransportConfig, MAX_FRAME, MIN_FRAME};
+pub use config::{ConfigError, TransportConfig, FRAME_OVERHEAD, MAX_FRAME, MIN_FRAME};
 pub use frame::{FrameError, FramedConn, HandshakeError, Hello, HelloReply, Role};
 pub use server::{serve_peers, Handler, PeerServer};
 pub use stats::PeerStats;

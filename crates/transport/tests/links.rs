@@ -118,3 +118,125 @@ async fn a_full_queue_drops_calls_at_once_and_unknown_peers_get_none() {
     assert!(t.stats()[&2].connect_failures >= 1);
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_heartbeat_is_not_held_up_by_a_snapshot_chunk_in_the_handler() {
+    use raft::Message;
+    use raft_core::SnapshotMeta;
+    let (l2, a2) = listener().await;
+    let peers = BTreeMap::from([(1, "127.0.0.1:9".parse().expect("addr")), (2, a2)]);
+    // The chunk's handler finishes only after the heartbeat's handler has run: if the
+    // connection handled requests one at a time, the chunk would wait forever.
+    let heartbeat_seen = Arc::new(tokio::sync::Notify::new());
+    let seen = heartbeat_seen.clone();
+    let handler: Handler = Arc::new(move |env: raft::Envelope| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            let msg = match env.msg {
+                Message::InstallSnapshot {
+                    term,
+                    meta,
+                    offset,
+                    data,
+                    ..
+                } => {
+                    seen.notified().await;
+                    Message::InstallSnapshotResponse {
+                        term,
+                        meta,
+                        offset,
+                        next_offset: offset + data.len() as u64,
+                        installed: false,
+                    }
+                }
+                Message::AppendEntries { term, .. } => {
+                    seen.notify_one();
+                    Message::AppendEntriesResponse {
+                        term,
+                        index: 0,
+                        reject: None,
+                    }
+                }
+                _ => return None,
+            };
+            Some(raft::Envelope {
+                from: env.to,
+                to: env.from,
+                msg,
+            })
+        })
+    });
+    let server = Server::start(l2, config(2, &peers), handler);
+    let t = TcpTransport::new(config(1, &peers)).expect("valid");
+    let chunk = raft::Envelope {
+        from: 1,
+        to: 2,
+        msg: Message::InstallSnapshot {
+            term: 1,
+            meta: SnapshotMeta { index: 10, term: 1 },
+            offset: 0,
+            data: vec![7u8; 48 << 10].into(),
+            done: false,
+        },
+    };
+    let heartbeat = raft::Envelope {
+        from: 1,
+        to: 2,
+        msg: Message::AppendEntries {
+            term: 1,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            leader_commit: 0,
+        },
+    };
+    let (c, h) = tokio::join!(t.call(2, chunk), t.call(2, heartbeat));
+    assert!(matches!(
+        h.map(|e| e.msg),
+        Some(Message::AppendEntriesResponse { .. })
+    ));
+    assert!(matches!(
+        c.map(|e| e.msg),
+        Some(Message::InstallSnapshotResponse { next_offset, .. }) if next_offset == 48 << 10
+    ));
+    assert_eq!(t.stats()[&2].connects, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_response_from_the_wrong_node_closes_the_link() {
+    use raft_transport::frame::accept_hello;
+    use raft_transport::wire::{PeerRequest, PeerResponse};
+    let (l2, a2) = listener().await;
+    let peers = BTreeMap::from([
+        (1, "127.0.0.1:9".parse().expect("addr")),
+        (2, a2),
+        (3, "127.0.0.1:10".parse().expect("addr")),
+    ]);
+    let t = TcpTransport::new(config(1, &peers)).expect("valid");
+    // A hand-written peer 2 that answers as node 3.
+    let fake = tokio::spawn(async move {
+        let (s, _) = l2.accept().await.expect("accept");
+        let mut c = raft_transport::FramedConn::from_tcp(s, 1 << 20);
+        accept_hello(&mut c, Duration::from_secs(5), |_| Ok(()))
+            .await
+            .expect("hello");
+        let req: PeerRequest = c.recv().await.expect("request");
+        let mut wrong = vote_reply(&req.envelope);
+        wrong.from = 3;
+        c.send(&PeerResponse {
+            id: req.id,
+            envelope: Some(wrong),
+        })
+        .await
+        .expect("send");
+        // The transport closes the connection.
+        tokio::time::timeout(Duration::from_secs(10), c.recv::<PeerRequest>())
+            .await
+            .expect("closed within 10 s")
+            .is_err()
+    });
+    assert_eq!(t.call(2, vote(1, 2, 1)).await, None);
+    assert!(fake.await.expect("fake peer"), "the link was closed");
+    assert_eq!(t.stats()[&2].messages_received, 1);
+}
