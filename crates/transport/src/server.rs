@@ -177,12 +177,14 @@ async fn serve_connection(
     tracing::debug!(%addr, peer, "peer connected");
     let (mut reader, writer) = conn.split();
     let (tx, rx) = mpsc::channel(ctx.max_concurrent);
-    let mut write_task = tokio::spawn(write_responses(writer, rx, peer));
+    let mut write_task = tokio::spawn(write_responses(writer, rx, peer, ctx.grace * 2));
     let permits = Arc::new(Semaphore::new(ctx.max_concurrent));
     loop {
         let req = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            // The writer gave up (the peer stopped reading, or the link broke).
+            _ = &mut write_task => return,
             r = reader.recv::<PeerRequest>() => r,
         };
         let req = match req {
@@ -230,14 +232,21 @@ async fn serve_connection(
     }
 }
 
+/// Writes responses as they come; gives up on a write that makes no progress for
+/// `stall` (a peer that stopped reading would otherwise hold the connection forever).
 async fn write_responses(
     mut writer: FrameWriter<OwnedWriteHalf>,
     mut rx: mpsc::Receiver<PeerResponse>,
     peer: NodeId,
+    stall: Duration,
 ) {
     while let Some(mut resp) = rx.recv().await {
         loop {
-            match writer.feed(&resp).await {
+            let Ok(written) = tokio::time::timeout(stall, writer.feed(&resp)).await else {
+                tracing::warn!(peer, "peer stopped reading; closing the connection");
+                return;
+            };
+            match written {
                 Ok(_) => break,
                 Err(FrameError::TooLarge { max }) => {
                     // Our own answer is too big for the link: say "no answer" instead.
@@ -251,11 +260,18 @@ async fn write_responses(
             }
         }
         if rx.is_empty() {
-            if let Err(e) = writer.flush().await {
-                tracing::info!(peer, "peer connection lost while writing: {e}");
-                return;
+            match tokio::time::timeout(stall, writer.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::info!(peer, "peer connection lost while writing: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(peer, "peer stopped reading; closing the connection");
+                    return;
+                }
             }
         }
     }
-    let _ = writer.flush().await;
+    let _ = tokio::time::timeout(stall, writer.flush()).await;
 }
