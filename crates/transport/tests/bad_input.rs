@@ -94,6 +94,7 @@ async fn refused(hello: Hello, addr: SocketAddr) -> String {
 
 #[tokio::test]
 async fn garbage_and_oversized_frames_and_silence_close_the_connection() {
+    let (logs, _guard) = capture_logs();
     let (server, good, addr) = setup().await;
     still_serves(&good, 1).await;
 
@@ -126,10 +127,15 @@ async fn garbage_and_oversized_frames_and_silence_close_the_connection() {
     raw_closed(s).await;
     still_serves(&good, 4).await;
     server.stop().await;
+    let logs = logs.text();
+    for what in ["exceeds the limit", "no handshake within"] {
+        assert!(logs.contains(what), "{what:?} not logged in:\n{logs}");
+    }
 }
 
 #[tokio::test]
 async fn wrong_cluster_unknown_node_and_wrong_role_are_refused_with_a_reason() {
+    let (logs, _guard) = capture_logs();
     let (server, good, addr) = setup().await;
     let r = refused(Hello::new(CLUSTER + 1, 3, Role::Peer), addr).await;
     assert!(r.contains("cluster id"), "{r}");
@@ -146,10 +152,18 @@ async fn wrong_cluster_unknown_node_and_wrong_role_are_refused_with_a_reason() {
     assert!(r.contains("version"), "{r}");
     still_serves(&good, 2).await;
     server.stop().await;
+    let logs = logs.text();
+    for reason in ["cluster id 8", "node 42 is not a member", "serves peers"] {
+        let logged = logs.lines().any(|l| {
+            l.contains("WARN") && l.contains("peer connection refused") && l.contains(reason)
+        });
+        assert!(logged, "refusal {reason:?} not logged in:\n{logs}");
+    }
 }
 
 #[tokio::test]
 async fn bad_requests_after_a_valid_handshake_close_the_connection() {
+    let (logs, _guard) = capture_logs();
     let (server, good, addr) = setup().await;
 
     // Sanity: a well-formed request on such a connection is answered.
@@ -251,6 +265,17 @@ async fn bad_requests_after_a_valid_handshake_close_the_connection() {
     framed_closed(c).await;
     still_serves(&good, 3).await;
     server.stop().await;
+    let logs = logs.text();
+    for what in [
+        "cannot decode the frame body",
+        "unsupported format version 2",
+        "invalid request: envelope from 1 on node 3's connection",
+        "invalid request: envelope to 1",
+        "invalid request: malformed message",
+        "a response where a request was expected",
+    ] {
+        assert!(logs.contains(what), "{what:?} not logged in:\n{logs}");
+    }
 }
 
 async fn framed_closed_parts(mut r: raft_transport::frame::FrameReader<OwnedReadHalf>) {
