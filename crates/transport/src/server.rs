@@ -42,6 +42,7 @@ struct Ctx {
     /// How long a closing connection waits for its in-flight handler calls.
     grace: Duration,
     max_concurrent: usize,
+    max_connections: usize,
     handler: Handler,
 }
 
@@ -58,6 +59,7 @@ impl PeerServer {
                 handshake_timeout: config.handshake_timeout,
                 grace: config.call_timeout,
                 max_concurrent: config.max_concurrent_requests,
+                max_connections: config.max_inbound_connections,
                 handler,
             }),
         })
@@ -76,6 +78,14 @@ impl PeerServer {
                 a = listener.accept() => a,
             };
             match accepted {
+                Ok((stream, addr)) if conns.len() >= self.ctx.max_connections => {
+                    tracing::warn!(
+                        %addr,
+                        limit = self.ctx.max_connections,
+                        "peer connection refused: too many connections"
+                    );
+                    drop(stream);
+                }
                 Ok((stream, addr)) => {
                     conns.spawn(serve_connection(
                         stream,
