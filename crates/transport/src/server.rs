@@ -9,7 +9,9 @@
 //! a peer sends can panic the process.
 
 use crate::config::{ConfigError, TransportConfig};
-use crate::frame::{accept_hello, FrameError, FrameWriter, FramedConn, Hello, Role};
+use crate::frame::{
+    accept_hello, FrameError, FrameWriter, FramedConn, HandshakeError, Hello, Role,
+};
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::future::BoxFuture;
 use raft_core::{Envelope, NodeId};
@@ -179,6 +181,10 @@ async fn serve_connection(
     };
     let peer = match hello {
         Ok(h) => h.node_id,
+        Err(HandshakeError::Refused { reason }) => {
+            tracing::warn!(%addr, "peer connection refused: {reason}");
+            return;
+        }
         Err(e) => {
             tracing::warn!(%addr, "peer connection refused: {e}");
             return;
