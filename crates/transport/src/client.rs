@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 type Reply = oneshot::Sender<Option<Envelope>>;
@@ -168,10 +169,12 @@ struct Link {
     shutdown: CancellationToken,
 }
 
-/// Calls written and waiting for their response, by request id.
-type InFlight = Arc<Mutex<HashMap<u64, Reply>>>;
+/// Calls written and waiting for their response, by request id, with when they were sent.
+type InFlight = Arc<Mutex<HashMap<u64, (Reply, Instant)>>>;
 
-fn lock(m: &Mutex<HashMap<u64, Reply>>) -> MutexGuard<'_, HashMap<u64, Reply>> {
+fn lock(
+    m: &Mutex<HashMap<u64, (Reply, Instant)>>,
+) -> MutexGuard<'_, HashMap<u64, (Reply, Instant)>> {
     // Nothing panics while holding it; if something did, the map is still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -263,6 +266,11 @@ impl Link {
     }
 
     /// Writes calls until the connection breaks, the transport shuts down or is dropped.
+    ///
+    /// A connection is also given up as dead when a write makes no progress, or the
+    /// oldest unanswered request goes unanswered, for twice the call timeout: a peer that
+    /// froze or vanished without a FIN would otherwise keep the link forever (TCP notices
+    /// only after many minutes), with every call timing out.
     async fn serve_connection(
         &self,
         reader: FrameReader<OwnedReadHalf>,
@@ -271,6 +279,7 @@ impl Link {
         rx: &mut mpsc::Receiver<Pending>,
         next_id: &mut u64,
     ) {
+        let dead_after = self.config.call_timeout.saturating_mul(2);
         let in_flight: InFlight = Arc::default();
         let mut read_task = tokio::spawn(read_responses(
             reader,
@@ -279,6 +288,8 @@ impl Link {
             self.peer,
             self.config.node_id,
         ));
+        let mut liveness = tokio::time::interval(self.config.call_timeout);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut current = Some(first);
         loop {
             let p = match current.take() {
@@ -287,6 +298,14 @@ impl Link {
                     biased;
                     _ = self.shutdown.cancelled() => break,
                     _ = &mut read_task => break,
+                    _ = liveness.tick() => {
+                        let oldest = lock(&in_flight).values().map(|(_, at)| *at).min();
+                        if oldest.is_some_and(|at| at.elapsed() > dead_after) {
+                            tracing::warn!(peer = self.peer, "peer stopped answering; dropping the connection");
+                            break;
+                        }
+                        continue;
+                    }
                     m = rx.recv() => match m {
                         Some(p) => p,
                         None => break,
@@ -301,52 +320,65 @@ impl Link {
             let id = *next_id;
             {
                 let mut map = lock(&in_flight);
-                // Calls whose caller timed out are never answered by a silent peer; drop
-                // their slots before the map grows past what the queue allows.
+                // Slots of callers that timed out are freed only by an answer; drop them
+                // before the map grows past what the queue allows.
                 if map.len() >= 2 * self.config.queue_depth {
-                    map.retain(|_, r| !r.is_closed());
+                    map.retain(|_, (r, _)| !r.is_closed());
                 }
-                map.insert(id, p.reply);
+                map.insert(id, (p.reply, Instant::now()));
             }
             let req = PeerRequest {
                 id,
                 envelope: p.envelope,
             };
-            match writer.feed(&req).await {
-                Ok(n) => {
+            match tokio::time::timeout(dead_after, writer.feed(&req)).await {
+                Ok(Ok(n)) => {
                     bump(&self.counters.bytes_sent, n as u64);
                     bump(&self.counters.messages_sent, 1);
                 }
-                Err(FrameError::TooLarge { max }) => {
+                Ok(Err(FrameError::TooLarge { max })) => {
                     tracing::warn!(
                         peer = self.peer,
                         max,
                         "message over the frame limit; not sent"
                     );
-                    if let Some(r) = lock(&in_flight).remove(&id) {
+                    if let Some((r, _)) = lock(&in_flight).remove(&id) {
                         let _ = r.send(None);
                     }
                     continue;
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::info!(peer = self.peer, "connection lost while writing: {e}");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(peer = self.peer, "write stalled; dropping the connection");
                     break;
                 }
             }
             // Write a burst with one flush: take what is already queued first.
             match rx.try_recv() {
                 Ok(p) => current = Some(p),
-                Err(_) => {
-                    if let Err(e) = writer.flush().await {
+                Err(_) => match tokio::time::timeout(dead_after, writer.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
                         tracing::info!(peer = self.peer, "connection lost while writing: {e}");
                         break;
                     }
-                }
+                    Err(_) => {
+                        tracing::warn!(peer = self.peer, "write stalled; dropping the connection");
+                        break;
+                    }
+                },
             }
         }
         read_task.abort();
         // Whatever is still in flight will not be answered on this connection.
-        let stranded: Vec<Reply> = lock(&in_flight).drain().map(|(_, r)| r).collect();
+        let stranded: Vec<Reply> = lock(&in_flight)
+            .drain()
+            .map(|(_, (r, _))| r)
+            .filter(|r| !r.is_closed())
+            .collect();
         bump(&self.counters.dropped_unreachable, stranded.len() as u64);
         for r in stranded {
             let _ = r.send(None);
@@ -386,7 +418,7 @@ async fn read_responses(
             }
         }
         // An unknown id is the answer to a call that already timed out.
-        if let Some(r) = lock(&in_flight).remove(&resp.id) {
+        if let Some((r, _)) = lock(&in_flight).remove(&resp.id) {
             let _ = r.send(resp.envelope);
         }
     }

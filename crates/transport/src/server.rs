@@ -9,7 +9,9 @@
 //! a peer sends can panic the process.
 
 use crate::config::{ConfigError, TransportConfig};
-use crate::frame::{accept_hello, FrameError, FrameWriter, FramedConn, Hello, Role};
+use crate::frame::{
+    accept_hello, FrameError, FrameWriter, FramedConn, HandshakeError, Hello, Role,
+};
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::future::BoxFuture;
 use raft_core::{Envelope, NodeId};
@@ -42,6 +44,7 @@ struct Ctx {
     /// How long a closing connection waits for its in-flight handler calls.
     grace: Duration,
     max_concurrent: usize,
+    max_connections: usize,
     handler: Handler,
 }
 
@@ -58,6 +61,7 @@ impl PeerServer {
                 handshake_timeout: config.handshake_timeout,
                 grace: config.call_timeout,
                 max_concurrent: config.max_concurrent_requests,
+                max_connections: config.max_inbound_connections,
                 handler,
             }),
         })
@@ -76,6 +80,14 @@ impl PeerServer {
                 a = listener.accept() => a,
             };
             match accepted {
+                Ok((stream, addr)) if conns.len() >= self.ctx.max_connections => {
+                    tracing::warn!(
+                        %addr,
+                        limit = self.ctx.max_connections,
+                        "peer connection refused: too many connections"
+                    );
+                    drop(stream);
+                }
                 Ok((stream, addr)) => {
                     conns.spawn(serve_connection(
                         stream,
@@ -169,6 +181,10 @@ async fn serve_connection(
     };
     let peer = match hello {
         Ok(h) => h.node_id,
+        Err(HandshakeError::Refused { reason }) => {
+            tracing::warn!(%addr, "peer connection refused: {reason}");
+            return;
+        }
         Err(e) => {
             tracing::warn!(%addr, "peer connection refused: {e}");
             return;
@@ -177,12 +193,14 @@ async fn serve_connection(
     tracing::debug!(%addr, peer, "peer connected");
     let (mut reader, writer) = conn.split();
     let (tx, rx) = mpsc::channel(ctx.max_concurrent);
-    let mut write_task = tokio::spawn(write_responses(writer, rx, peer));
+    let mut write_task = tokio::spawn(write_responses(writer, rx, peer, ctx.grace * 2));
     let permits = Arc::new(Semaphore::new(ctx.max_concurrent));
     loop {
         let req = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            // The writer gave up (the peer stopped reading, or the link broke).
+            _ = &mut write_task => return,
             r = reader.recv::<PeerRequest>() => r,
         };
         let req = match req {
@@ -230,14 +248,21 @@ async fn serve_connection(
     }
 }
 
+/// Writes responses as they come; gives up on a write that makes no progress for
+/// `stall` (a peer that stopped reading would otherwise hold the connection forever).
 async fn write_responses(
     mut writer: FrameWriter<OwnedWriteHalf>,
     mut rx: mpsc::Receiver<PeerResponse>,
     peer: NodeId,
+    stall: Duration,
 ) {
     while let Some(mut resp) = rx.recv().await {
         loop {
-            match writer.feed(&resp).await {
+            let Ok(written) = tokio::time::timeout(stall, writer.feed(&resp)).await else {
+                tracing::warn!(peer, "peer stopped reading; closing the connection");
+                return;
+            };
+            match written {
                 Ok(_) => break,
                 Err(FrameError::TooLarge { max }) => {
                     // Our own answer is too big for the link: say "no answer" instead.
@@ -251,11 +276,18 @@ async fn write_responses(
             }
         }
         if rx.is_empty() {
-            if let Err(e) = writer.flush().await {
-                tracing::info!(peer, "peer connection lost while writing: {e}");
-                return;
+            match tokio::time::timeout(stall, writer.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::info!(peer, "peer connection lost while writing: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(peer, "peer stopped reading; closing the connection");
+                    return;
+                }
             }
         }
     }
-    let _ = writer.flush().await;
+    let _ = tokio::time::timeout(stall, writer.flush()).await;
 }

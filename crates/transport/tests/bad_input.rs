@@ -94,6 +94,7 @@ async fn refused(hello: Hello, addr: SocketAddr) -> String {
 
 #[tokio::test]
 async fn garbage_and_oversized_frames_and_silence_close_the_connection() {
+    let (logs, _guard) = capture_logs();
     let (server, good, addr) = setup().await;
     still_serves(&good, 1).await;
 
@@ -126,10 +127,15 @@ async fn garbage_and_oversized_frames_and_silence_close_the_connection() {
     raw_closed(s).await;
     still_serves(&good, 4).await;
     server.stop().await;
+    let logs = logs.text();
+    for what in ["exceeds the limit", "no handshake within"] {
+        assert!(logs.contains(what), "{what:?} not logged in:\n{logs}");
+    }
 }
 
 #[tokio::test]
 async fn wrong_cluster_unknown_node_and_wrong_role_are_refused_with_a_reason() {
+    let (logs, _guard) = capture_logs();
     let (server, good, addr) = setup().await;
     let r = refused(Hello::new(CLUSTER + 1, 3, Role::Peer), addr).await;
     assert!(r.contains("cluster id"), "{r}");
@@ -146,10 +152,18 @@ async fn wrong_cluster_unknown_node_and_wrong_role_are_refused_with_a_reason() {
     assert!(r.contains("version"), "{r}");
     still_serves(&good, 2).await;
     server.stop().await;
+    let logs = logs.text();
+    for reason in ["cluster id 8", "node 42 is not a member", "serves peers"] {
+        let logged = logs.lines().any(|l| {
+            l.contains("WARN") && l.contains("peer connection refused") && l.contains(reason)
+        });
+        assert!(logged, "refusal {reason:?} not logged in:\n{logs}");
+    }
 }
 
 #[tokio::test]
 async fn bad_requests_after_a_valid_handshake_close_the_connection() {
+    let (logs, _guard) = capture_logs();
     let (server, good, addr) = setup().await;
 
     // Sanity: a well-formed request on such a connection is answered.
@@ -251,6 +265,17 @@ async fn bad_requests_after_a_valid_handshake_close_the_connection() {
     framed_closed(c).await;
     still_serves(&good, 3).await;
     server.stop().await;
+    let logs = logs.text();
+    for what in [
+        "cannot decode the frame body",
+        "unsupported format version 2",
+        "invalid request: envelope from 1 on node 3's connection",
+        "invalid request: envelope to 1",
+        "invalid request: malformed message",
+        "a response where a request was expected",
+    ] {
+        assert!(logs.contains(what), "{what:?} not logged in:\n{logs}");
+    }
 }
 
 async fn framed_closed_parts(mut r: raft_transport::frame::FrameReader<OwnedReadHalf>) {
@@ -259,4 +284,33 @@ async fn framed_closed_parts(mut r: raft_transport::frame::FrameReader<OwnedRead
         Ok(Ok(resp)) => panic!("answered {resp:?}"),
         Ok(Err(_)) => {}
     }
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once() {
+    let (l2, addr) = listener().await;
+    let peers = BTreeMap::from([(1, "127.0.0.1:9".parse().expect("addr")), (2, addr)]);
+    let mut cfg = config(2, &peers);
+    cfg.max_inbound_connections = 2;
+    // Long enough that only the limit can explain a prompt close.
+    cfg.handshake_timeout = Duration::from_secs(60);
+    let server = Server::start(l2, cfg, echo());
+    let silent_a = TcpStream::connect(addr).await.expect("connect");
+    let silent_b = TcpStream::connect(addr).await.expect("connect");
+    // The server accepts in order: both silent ones hold a slot before the third comes.
+    let third = TcpStream::connect(addr).await.expect("connect");
+    raw_closed(third).await;
+    drop((silent_a, silent_b));
+    // Their slots free up once the server sees them close.
+    let good = TcpTransport::new(config(1, &peers)).expect("valid");
+    let mut served = false;
+    for term in 1..500 {
+        if good.call(2, vote(1, 2, term)).await.is_some() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a good peer is served once slots are free");
+    server.stop().await;
 }

@@ -240,3 +240,54 @@ async fn a_response_from_the_wrong_node_closes_the_link() {
     assert!(fake.await.expect("fake peer"), "the link was closed");
     assert_eq!(t.stats()[&2].messages_received, 1);
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_is_redialed() {
+    use raft_transport::frame::accept_hello;
+    let (l2, a2) = listener().await;
+    let peers = BTreeMap::from([(1, "127.0.0.1:9".parse().expect("addr")), (2, a2)]);
+    let mut cfg = config(1, &peers);
+    cfg.call_timeout = Duration::from_millis(200);
+    let t = TcpTransport::new(cfg).expect("valid");
+    // A hand-written peer 2 that accepts handshakes, reads requests and never answers;
+    // it reports each connection it accepts and whether the transport closed it.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let fake = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l2.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut c = raft_transport::FramedConn::from_tcp(s, 1 << 20);
+                if accept_hello(&mut c, Duration::from_secs(5), |_| Ok(()))
+                    .await
+                    .is_ok()
+                {
+                    let _ = tx.send("connected").await;
+                    while c.recv::<raft_transport::wire::PeerRequest>().await.is_ok() {}
+                    let _ = tx.send("closed").await;
+                }
+            });
+        }
+    });
+    let mut events = Vec::new();
+    for term in 1..100 {
+        assert_eq!(t.call(2, vote(1, 2, term)).await, None);
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        let count = |what| events.iter().filter(|&&e| e == what).count();
+        if count("connected") >= 2 && count("closed") >= 1 {
+            break;
+        }
+    }
+    // Its first connection was dropped by the transport and a new one made.
+    let count = |what| events.iter().filter(|&&e| e == what).count();
+    assert!(
+        count("connected") >= 2 && count("closed") >= 1,
+        "{events:?}"
+    );
+    assert!(t.stats()[&2].reconnects >= 1);
+    fake.abort();
+}
