@@ -159,12 +159,11 @@ async fn main() -> Result<()> {
     if args.clients == 0 || args.ops == 0 {
         bail!("--clients and --ops must be at least 1");
     }
-    let endpoint = args
-        .endpoints
-        .first()
-        .context("no endpoint given")?
-        .clone();
-    let conns = args.conns.unwrap_or(args.clients.min(16)).clamp(1, args.clients);
+    let endpoint = args.endpoints.first().context("no endpoint given")?.clone();
+    let conns = args
+        .conns
+        .unwrap_or(args.clients.min(16))
+        .clamp(1, args.clients);
     let mut kvs = Vec::new();
     for _ in 0..conns {
         let client = Client::connect([endpoint.as_str()], None)
@@ -180,7 +179,11 @@ async fn main() -> Result<()> {
     if args.warmup > 0 {
         let warm = run_phase(&kvs, &warm_args, 0, args.warmup).await?;
         if warm.errors > 0 {
-            bail!("{} of {} warm-up operations failed", warm.errors, args.warmup);
+            bail!(
+                "{} of {} warm-up operations failed",
+                warm.errors,
+                args.warmup
+            );
         }
     }
     let out = run_phase(&kvs, &args, args.warmup, args.ops).await?;
