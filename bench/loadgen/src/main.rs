@@ -83,7 +83,7 @@ fn histogram() -> Result<Histogram<u64>> {
 }
 
 async fn one_op(kv: &mut KvClient, args: &Args, value: &[u8], n: u64) -> Result<()> {
-    let read = args.mix == Mix::Read95 && n % 20 != 0;
+    let read = args.mix == Mix::Read95 && !n.is_multiple_of(20);
     if read {
         // Keys the warm-up wrote (it writes keys 0..warmup); a linearizable get.
         let key = format!("lg-{}", n % args.warmup.max(1));
