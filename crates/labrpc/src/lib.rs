@@ -79,10 +79,12 @@
 
 mod error;
 mod network;
+mod observe;
 mod server;
 
 pub use error::RpcError;
 pub use network::{ClientEnd, Network};
+pub use observe::{CallEvent, NetObserver};
 pub use server::{handler_fn, Handler, Server};
 
 #[cfg(test)]
