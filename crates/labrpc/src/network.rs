@@ -420,6 +420,7 @@ impl ClientEnd {
         req.tell(CallEvent::Sent {
             method,
             args: &req.args,
+            reachable: req.target.is_some(),
         });
         let (tx, rx) = oneshot::channel();
         tokio::spawn(self.net.clone().deliver(req, tx));

@@ -18,6 +18,9 @@ pub enum CallEvent<'a> {
         method: &'a str,
         /// The serialized arguments.
         args: &'a [u8],
+        /// False when the end was disabled or its server missing at send time: the call
+        /// will fail (after its timeout) without reaching any handler.
+        reachable: bool,
     },
     /// The request reached its server's handler (step 4).
     Dispatched,

@@ -466,7 +466,11 @@ struct Log(std::sync::Mutex<Vec<(u64, String, String)>>);
 impl crate::NetObserver for Log {
     fn on_call(&self, call: u64, end: &str, event: crate::CallEvent<'_>) {
         let what = match event {
-            crate::CallEvent::Sent { method, args } => format!("sent {method} {}", args.len()),
+            crate::CallEvent::Sent {
+                method,
+                args,
+                reachable,
+            } => format!("sent {method} {} {reachable}", args.len()),
             crate::CallEvent::Dispatched => "dispatched".to_string(),
             crate::CallEvent::Failed(e) => format!("failed {e:?}"),
             crate::CallEvent::Replied { reply } => format!("replied {}", reply.len()),
@@ -519,5 +523,5 @@ fn an_observer_sees_every_call_and_changes_nothing() {
     assert!(events
         .iter()
         .filter(|(_, end, _)| end == "c3")
-        .all(|(_, _, what)| what.starts_with("sent") || what == "failed Unreachable"));
+        .all(|(_, _, what)| what.ends_with(" false") || what == "failed Unreachable"));
 }

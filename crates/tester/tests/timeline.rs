@@ -58,7 +58,7 @@ fn a_test_writes_its_timeline() {
     assert!(html.contains("crashed, then restarted from its storage"));
     assert!(html.matches("<rect class=\"part\"").count() >= 1);
     assert!(html.contains("disconnected from every other peer: n"));
-    // Messages of every usual kind, and the lost ones to the disconnected or dead peer.
+    // Messages of every usual kind, and the ones to the disconnected or dead peer.
     let lines: Vec<&str> = html
         .lines()
         .filter(|l| l.starts_with("<line class=\"m "))
@@ -73,7 +73,11 @@ fn a_test_writes_its_timeline() {
             "no delivered {kind}"
         );
     }
-    assert!(lines.iter().any(|l| l.contains(" lost")), "nothing lost");
+    // Sent into a cut link (the disconnected follower, the crashed leader): dropped.
+    assert!(
+        lines.iter().any(|l| l.contains(" dropped") && l.contains("link cut")),
+        "nothing dropped"
+    );
     // The page's data: nodes, elections, and the log view's writes for every peer.
     let data = html
         .split("<script id=\"tl-data\" type=\"application/json\">")

@@ -253,7 +253,11 @@ impl NetObserver for Recorder {
         let mut r = lock(&self.0);
         let at = r.now();
         match event {
-            CallEvent::Sent { method, args } => {
+            CallEvent::Sent {
+                method,
+                args,
+                reachable,
+            } => {
                 if method != RAFT_METHOD {
                     return;
                 }
@@ -261,7 +265,14 @@ impl NetObserver for Recorder {
                     return;
                 };
                 let k = r.run.messages.len();
-                r.run.messages.push(message(from, to, &env, at, args.len()));
+                let mut m = message(from, to, &env, at, args.len());
+                if !reachable {
+                    // Known lost from the start: no arrow across the time the caller
+                    // waits for its timeout.
+                    m.fate = Fate::Dropped;
+                    m.detail.push_str(" [link cut, or the peer is down]");
+                }
+                r.run.messages.push(m);
                 r.calls.insert(
                     call,
                     Call {
