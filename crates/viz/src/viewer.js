@@ -221,7 +221,8 @@
   });
   // A link to a moment: #view=FROM,TO in virtual seconds opens the page zoomed there.
   var m = /view=([0-9.]+),([0-9.]+)/.exec(location.hash);
-  if (m) setView(parseFloat(m[1]) * 1e6, parseFloat(m[2]) * 1e6); else redraw();
+  if (m) setView(parseFloat(m[1]) * 1e6, parseFloat(m[2]) * 1e6);
+  draw(); // the first view at once, before the page counts as loaded
   // #logs=T (virtual seconds) opens the log view at that instant.
   var lg = /logs=([0-9.]+)/.exec(location.hash);
   if (lg) showLogs(parseFloat(lg[1]) * 1e6);
