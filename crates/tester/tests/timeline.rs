@@ -75,7 +75,9 @@ fn a_test_writes_its_timeline() {
     }
     // Sent into a cut link (the disconnected follower, the crashed leader): dropped.
     assert!(
-        lines.iter().any(|l| l.contains(" dropped") && l.contains("link cut")),
+        lines
+            .iter()
+            .any(|l| l.contains(" dropped") && l.contains("link cut")),
         "nothing dropped"
     );
     // The page's data: nodes, elections, and the log view's writes for every peer.
