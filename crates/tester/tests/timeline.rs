@@ -117,3 +117,32 @@ fn recording_changes_nothing() {
         "same seed, different pages"
     );
 }
+
+#[test]
+fn a_failing_test_still_writes_its_timeline() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("failed.html");
+    let opts = RunOptions {
+        mode: Mode::Virtual,
+        seed: 3,
+        quiet: true,
+    };
+    let target = file.clone();
+    let outcome = std::panic::catch_unwind(move || {
+        block_on(
+            Mode::Virtual,
+            record_timeline(target, async move {
+                let mut cfg = Cluster::new(3, false, opts);
+                cfg.begin("a test that fails");
+                cfg.check_one_leader().await;
+                panic!("planned failure");
+            }),
+        )
+    });
+    assert!(outcome.is_err(), "the scenario was meant to fail");
+    let html = std::fs::read_to_string(&file).expect("the timeline was written");
+    assert_eq!(html.matches("<g class=\"lane\"").count(), 3);
+    assert!(html.contains("test violated</b>"));
+    assert!(html.contains("the test failed (panicked) here"));
+    assert!(html.contains("<path class=\"elec\""));
+}

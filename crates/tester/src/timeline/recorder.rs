@@ -229,8 +229,8 @@ impl Recorder {
         if failed {
             r.run.violation = Some(raft_viz::ViolationMark {
                 at: end,
-                invariant: "the test".to_string(),
-                message: "the test failed here: see its output for the message".to_string(),
+                invariant: "test".to_string(),
+                message: "the test failed (panicked) here; its output has the message".to_string(),
             });
         }
         let html = raft_viz::render_html(&r.run);
