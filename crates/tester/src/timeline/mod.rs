@@ -44,9 +44,9 @@ pub fn timeline_file(test: &str) -> Option<PathBuf> {
     Some(PathBuf::from(dir).join(format!("{}.html", file_stem(test))))
 }
 
-/// `test` with anything but letters, digits, `_`, `-` and `.` replaced (runs of them by
-/// one `-`), and `::` by `.`.
-fn file_stem(test: &str) -> String {
+/// `test` made safe as a file name: lower case, `::` as `.`, anything but letters,
+/// digits, `_` and `.` replaced (runs of them by one `-`).
+pub fn file_stem(test: &str) -> String {
     let mut out = String::new();
     for c in test.replace("::", ".").chars() {
         if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') {
