@@ -37,6 +37,13 @@
 //! Concurrent calls are naturally reordered by these delays. Steps 2 to 7 run in a task of
 //! their own, so dropping the future of a call does not cancel the request.
 //!
+//! # Observing
+//!
+//! [`Network::set_observer`] installs a [`NetObserver`] told every step of every call
+//! ([`CallEvent`]: sent, dispatched, failed, replied, reply delivered or lost), e.g. to draw
+//! the run (the tester's HTML timeline). It draws no randomness and never runs under the
+//! network's lock, so it changes nothing the network does.
+//!
 //! # Time and determinism
 //!
 //! All sleeping uses `tokio::time`, so under a paused clock (`start_paused = true`) the network
@@ -79,10 +86,12 @@
 
 mod error;
 mod network;
+mod observe;
 mod server;
 
 pub use error::RpcError;
 pub use network::{ClientEnd, Network};
+pub use observe::{CallEvent, NetObserver};
 pub use server::{handler_fn, Handler, Server};
 
 #[cfg(test)]

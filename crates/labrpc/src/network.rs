@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::time::{sleep, timeout, Duration};
 
+use crate::observe::{CallEvent, NetObserver, Observer};
 use crate::{RpcError, Server};
 
 /// How often an in-flight call checks that its end is still enabled and its server alive.
@@ -37,6 +38,8 @@ struct State {
     servers: BTreeMap<String, Arc<ServerInstance>>,
     total_count: u64,
     total_bytes: u64,
+    /// Told about every step of every call, when installed.
+    observer: Observer,
 }
 
 /// Per-end state.
@@ -63,6 +66,18 @@ struct Request {
     reliable: bool,
     long_delays: bool,
     long_reordering: bool,
+    /// The call's number (the network's count before it) and the observer, if any.
+    id: u64,
+    observer: Observer,
+}
+
+impl Request {
+    /// Tells the observer, if there is one.
+    fn tell(&self, event: CallEvent<'_>) {
+        if let Some(o) = &self.observer {
+            o.on_call(self.id, &self.end, event);
+        }
+    }
 }
 
 impl std::fmt::Debug for Network {
@@ -96,6 +111,7 @@ impl Network {
                 servers: BTreeMap::new(),
                 total_count: 0,
                 total_bytes: 0,
+                observer: None,
             })),
         }
     }
@@ -104,6 +120,12 @@ impl Network {
     /// consistent (none can panic half-way through an update), so poisoning carries no meaning.
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Installs (or, with `None`, removes) the observer told about every step of every
+    /// call sent from now on. It changes nothing the network does.
+    pub fn set_observer(&self, observer: Option<Arc<dyn NetObserver>>) {
+        self.state().observer = observer;
     }
 
     /// A uniform draw from `[0, n)` (`n` must be positive).
@@ -215,6 +237,7 @@ impl Network {
     /// bytes, and snapshot the end's state and the network's settings.
     fn send(&self, end: &str, method: &str, args: Bytes) -> Request {
         let mut st = self.state();
+        let id = st.total_count;
         st.total_count += 1;
         st.total_bytes += args.len() as u64;
         let target = st.ends.get(end).and_then(|e| {
@@ -233,6 +256,8 @@ impl Network {
             reliable: st.reliable,
             long_delays: st.long_delays,
             long_reordering: st.long_reordering,
+            id,
+            observer: st.observer.clone(),
         }
     }
 
@@ -250,18 +275,39 @@ impl Network {
     /// Steps 2 to 8 of a call; runs as its own task. Delivers the outcome on `reply_to` and
     /// counts the reply bytes if the caller is still waiting.
     async fn deliver(self, req: Request, reply_to: oneshot::Sender<Result<Bytes, RpcError>>) {
+        let id = req.id;
+        let end = req.observer.as_ref().map(|_| req.end.clone());
+        let observer = req.observer.clone();
         let outcome = self.process(req).await;
         if let Ok(reply) = &outcome {
             if reply_to.is_closed() {
+                if let (Some(o), Some(end)) = (&observer, &end) {
+                    o.on_call(id, end, CallEvent::ReplyLost(&RpcError::NoReply));
+                }
                 return;
             }
             self.state().total_bytes += reply.len() as u64;
+            if let (Some(o), Some(end)) = (&observer, &end) {
+                o.on_call(id, end, CallEvent::ReplyDelivered);
+            }
         }
         // The caller may have given up; then nobody needs the outcome.
         let _ = reply_to.send(outcome);
     }
 
     async fn process(&self, req: Request) -> Result<Bytes, RpcError> {
+        let outcome = self.process_inner(&req).await;
+        if let Err(e) = &outcome {
+            if matches!(e, RpcError::ServerDead | RpcError::ReplyDropped) {
+                req.tell(CallEvent::ReplyLost(e));
+            } else {
+                req.tell(CallEvent::Failed(e));
+            }
+        }
+        outcome
+    }
+
+    async fn process_inner(&self, req: &Request) -> Result<Bytes, RpcError> {
         let Request {
             end,
             method,
@@ -270,7 +316,9 @@ impl Network {
             reliable,
             long_delays,
             long_reordering,
+            ..
         } = req;
+        let (reliable, long_delays, long_reordering) = (*reliable, *long_delays, *long_reordering);
 
         let Some((server_name, instance)) = target else {
             // No reply, and an eventual "timeout".
@@ -295,24 +343,25 @@ impl Network {
 
         // Dispatch.
         instance.count.fetch_add(1, Ordering::Relaxed);
-        let Some(handler) = instance.server.method(&method) else {
+        let Some(handler) = instance.server.method(method) else {
             tracing::warn!(%end, %server_name, %method, "labrpc: unknown method");
-            return Err(RpcError::NoSuchMethod(method));
+            return Err(RpcError::NoSuchMethod(method.clone()));
         };
+        req.tell(CallEvent::Dispatched);
         // The handler is its own task: it runs to completion even if we stop waiting for it.
-        let mut task = tokio::spawn(handler(args));
+        let mut task = tokio::spawn(handler(args.clone()));
         let joined = loop {
             match timeout(LIVENESS_CHECK, &mut task).await {
                 Ok(joined) => break Some(joined),
                 Err(_elapsed) => {
-                    if self.is_server_dead(&end, &server_name, &instance) {
+                    if self.is_server_dead(end, server_name, instance) {
                         break None;
                     }
                 }
             }
         };
         // Never acknowledge anything on behalf of a server that has been killed meanwhile.
-        let dead = self.is_server_dead(&end, &server_name, &instance);
+        let dead = self.is_server_dead(end, server_name, instance);
         let joined = match joined {
             Some(joined) if !dead => joined,
             _ => {
@@ -321,7 +370,10 @@ impl Network {
             }
         };
         let reply = match joined {
-            Ok(Some(reply)) => reply,
+            Ok(Some(reply)) => {
+                req.tell(CallEvent::Replied { reply: &reply });
+                reply
+            }
             Ok(None) | Err(_) => {
                 tracing::trace!(%end, %server_name, %method, "labrpc: handler gave no reply");
                 return Err(RpcError::NoReply);
@@ -365,6 +417,11 @@ impl ClientEnd {
     /// polled inside a tokio runtime with the time driver enabled.
     pub async fn call_bytes(&self, method: &str, args: Bytes) -> Result<Bytes, RpcError> {
         let req = self.net.send(&self.name, method, args);
+        req.tell(CallEvent::Sent {
+            method,
+            args: &req.args,
+            reachable: req.target.is_some(),
+        });
         let (tx, rx) = oneshot::channel();
         tokio::spawn(self.net.clone().deliver(req, tx));
         // The sender is only dropped unsent if the runtime shuts the task down.

@@ -361,7 +361,16 @@ async fn long_reordering_delays_some_replies_by_at_least_200_ms() {
 /// Drives a fixed, fault-heavy scenario and records every outcome with its virtual
 /// completion time, in completion order.
 async fn scenario(seed: u64) -> Vec<(u32, String, u128)> {
+    scenario_observed(seed, None).await
+}
+
+/// [`scenario`], with an observer installed on the network (or not).
+async fn scenario_observed(
+    seed: u64,
+    observer: Option<Arc<dyn crate::NetObserver>>,
+) -> Vec<(u32, String, u128)> {
     let net = Network::new(seed);
+    net.set_observer(observer);
     net.set_reliable(false);
     net.set_long_reordering(true);
     net.set_long_delays(true);
@@ -448,4 +457,71 @@ async fn same_seed_same_outcomes_inside_one_runtime() {
     let a = scenario(7).await;
     let b = scenario(7).await;
     assert_eq!(a, b);
+}
+
+/// Records every call event as text.
+#[derive(Default)]
+struct Log(std::sync::Mutex<Vec<(u64, String, String)>>);
+
+impl crate::NetObserver for Log {
+    fn on_call(&self, call: u64, end: &str, event: crate::CallEvent<'_>) {
+        let what = match event {
+            crate::CallEvent::Sent {
+                method,
+                args,
+                reachable,
+            } => format!("sent {method} {} {reachable}", args.len()),
+            crate::CallEvent::Dispatched => "dispatched".to_string(),
+            crate::CallEvent::Failed(e) => format!("failed {e:?}"),
+            crate::CallEvent::Replied { reply } => format!("replied {}", reply.len()),
+            crate::CallEvent::ReplyDelivered => "reply delivered".to_string(),
+            crate::CallEvent::ReplyLost(e) => format!("reply lost {e:?}"),
+        };
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.push((call, end.to_string(), what));
+    }
+}
+
+#[test]
+fn an_observer_sees_every_call_and_changes_nothing() {
+    let plain = run_scenario(99);
+    let log = Arc::new(Log::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let observed = rt.block_on(scenario_observed(99, Some(log.clone())));
+    assert_eq!(plain, observed, "observing changed the outcomes");
+    let events = log.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Per call, in order: its events; every call is sent once and ends exactly once.
+    let mut per_call: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    for (call, _, what) in &events {
+        per_call.entry(*call).or_default().push(what.clone());
+    }
+    assert_eq!(per_call.len(), 200);
+    for (i, outcome, _) in &observed {
+        // Calls are numbered in sending order, which is the scenario's order.
+        let ev = &per_call[&u64::from(*i)];
+        assert!(ev[0].starts_with("sent Echo.Sleep"), "{ev:?}");
+        let last = ev.last().expect("events");
+        if outcome.starts_with("ok") {
+            assert_eq!(ev.len(), 4, "{ev:?}");
+            assert_eq!(ev[1], "dispatched", "{ev:?}");
+            assert!(ev[2].starts_with("replied "), "{ev:?}");
+            assert_eq!(ev[3], "reply delivered", "{ev:?}");
+        } else if outcome.contains("unreachable") {
+            assert_eq!(last, "failed Unreachable", "{ev:?}");
+        } else if outcome.contains("request dropped") {
+            assert_eq!(last, "failed RequestDropped", "{ev:?}");
+        } else {
+            assert!(last.starts_with("reply lost"), "{outcome}: {ev:?}");
+            assert!(ev.contains(&"dispatched".to_string()), "{ev:?}");
+        }
+    }
+    // The disabled end's calls never reach the handler.
+    assert!(events
+        .iter()
+        .filter(|(_, end, _)| end == "c3")
+        .all(|(_, _, what)| what.ends_with(" false") || what == "failed Unreachable"));
 }

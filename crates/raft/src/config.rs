@@ -1,6 +1,6 @@
 //! The runtime's settings, in wall-clock units.
 
-use crate::RaftError;
+use crate::{Observer, RaftError};
 use raft_core::CoreConfig;
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub struct Config {
     /// and waiting for a slow service): the bound on memory when the service applies
     /// slower than clients propose.
     pub max_unapplied_entries: u64,
+    /// Told the peer's role, term, commit and applied index whenever they change, and
+    /// every log write (for drawing a run; see [`Observer`]). `None`: nobody is told.
+    pub observer: Option<Observer>,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             seed: 0,
             command_queue: 4096,
             max_unapplied_entries: 100_000,
+            observer: None,
         }
     }
 }

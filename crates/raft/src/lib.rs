@@ -30,11 +30,13 @@
 
 mod config;
 mod node;
+mod observe;
 mod transport;
 
 pub use config::Config;
 pub use node::Raft;
-pub use raft_core::{Bytes, Envelope, Index, Message, NodeId, Term};
+pub use observe::{Observed, Observer};
+pub use raft_core::{Bytes, Envelope, Index, Message, NodeId, Role, SnapshotMeta, Term};
 pub use transport::Transport;
 
 /// What the peer delivers on its apply channel.

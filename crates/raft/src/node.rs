@@ -8,7 +8,7 @@
 //! the tick is the first branch of the event loop and a turn handles a bounded number of
 //! commands.
 
-use crate::{ApplyMsg, Config, RaftError, Transport};
+use crate::{ApplyMsg, Config, Observed, Observer, RaftError, Transport};
 use raft_core::{Bytes, Envelope, HardState, Index, NodeId, RaftCore, Ready, Snapshot, Term};
 use raft_storage::{Storage, WriteBatch};
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
@@ -79,7 +79,7 @@ impl Raft {
             .raft_state_size
             .store(storage.raft_state_size(), Ordering::Release);
         let max_calls = 4 * core_cfg.max_inflight_msgs + 16;
-        let actor = Actor {
+        let mut actor = Actor {
             core,
             storage: Some(storage),
             writing: None,
@@ -92,7 +92,9 @@ impl Raft {
             calls: BTreeMap::new(),
             max_calls,
             max_unapplied: config.max_unapplied_entries,
+            observer: config.observer.clone().map(|o| (o, None)),
         };
+        actor.observe_start();
         actor.publish();
         let published_for_panic = published.clone();
         let task = tokio::spawn(actor.run(config.tick));
@@ -235,6 +237,8 @@ struct Actor<S, T> {
     calls: BTreeMap<NodeId, Arc<AtomicUsize>>,
     max_calls: usize,
     max_unapplied: u64,
+    /// Told of status changes and log writes, if set; with the last status it was told.
+    observer: Option<(Observer, Option<Observed>)>,
 }
 
 /// The persistent part of a `Ready`, owned, so that it can move to a blocking thread.
@@ -384,6 +388,9 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             truncate_from: ready.truncate_from,
             entries: ready.entries,
         };
+        if let Some((observer, _)) = &self.observer {
+            observe_write(observer, &persist, ready.restore.is_some());
+        }
         let unsent = Unsent {
             messages: ready.messages,
             restore: ready.restore,
@@ -474,10 +481,48 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         });
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let word = (self.core.term() << 1) | u64::from(self.core.is_leader());
         self.published.term_and_role.store(word, Ordering::Release);
+        if let Some((observer, last)) = &mut self.observer {
+            let now = Observed::Status {
+                role: self.core.role(),
+                term: self.core.term(),
+                commit: self.core.commit_index(),
+                applied: self.core.applied_index(),
+            };
+            if last.as_ref() != Some(&now) {
+                observer.tell(&now);
+                *last = Some(now);
+            }
+        }
     }
+
+    /// Tells the observer, if any, the log the peer starts from.
+    fn observe_start(&self) {
+        if let Some((observer, _)) = &self.observer {
+            let log = self.core.log();
+            let snapshot = log.snapshot();
+            let terms = (snapshot.index + 1..=log.last_index())
+                .map(|i| log.term(i).unwrap_or(0))
+                .collect();
+            observer.tell(&Observed::Restored { snapshot, terms });
+        }
+    }
+}
+
+/// Tells `observer` about a log write, if the write touches the log.
+fn observe_write(observer: &Observer, persist: &Persist, installed: bool) {
+    let snapshot = persist.snapshot.as_ref().map(|s| s.meta);
+    if snapshot.is_none() && persist.truncate_from.is_none() && persist.entries.is_empty() {
+        return;
+    }
+    observer.tell(&Observed::Persisted {
+        truncate_from: persist.truncate_from,
+        snapshot,
+        installed: installed && snapshot.is_some(),
+        entries: persist.entries.iter().map(|e| (e.index, e.term)).collect(),
+    });
 }
 
 /// Hands `msg` to the service. The actor only hands over what the channel had room for,

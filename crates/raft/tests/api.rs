@@ -90,3 +90,60 @@ async fn single_peer_elects_itself_and_applies_in_order() {
     assert_eq!(storage.len(), 3, "entries are persisted");
     raft.kill();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_observer_is_told_status_changes_and_log_writes() {
+    use raft::{Observed, Observer, Role};
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<Observed>>> = Arc::default();
+    let log = seen.clone();
+    let config = Config {
+        observer: Some(Observer::new(move |o| {
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(o.clone())
+        })),
+        ..Config::default()
+    };
+    let (tx, mut rx) = mpsc::channel(64);
+    let raft = Raft::new(&[0], 0, MemStorage::new(), tx, config, Nowhere).expect("valid");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (term, _) = raft.state();
+    for i in 1..=2u8 {
+        raft.start(Bytes::from(vec![i])).await.expect("leader");
+    }
+    for _ in 0..2 {
+        rx.recv().await.expect("applied");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // First the log it starts from, then follower of term 0, ..., leader.
+    assert!(matches!(&seen[0], Observed::Restored { terms, .. } if terms.is_empty()));
+    let statuses: Vec<(Role, u64, u64, u64)> = seen
+        .iter()
+        .filter_map(|o| match o {
+            Observed::Status {
+                role,
+                term,
+                commit,
+                applied,
+            } => Some((*role, *term, *commit, *applied)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses[0], (Role::Follower, 0, 0, 0));
+    assert!(statuses.contains(&(Role::Leader, term, 0, 0)));
+    assert_eq!(statuses.last(), Some(&(Role::Leader, term, 2, 2)));
+    // Only changes are reported.
+    assert!(statuses.windows(2).all(|w| w[0] != w[1]));
+    // The two entries were written with their indices and terms.
+    let written: Vec<(u64, u64)> = seen
+        .iter()
+        .filter_map(|o| match o {
+            Observed::Persisted { entries, .. } => Some(entries.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(written, vec![(1, term), (2, term)]);
+}

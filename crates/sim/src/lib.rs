@@ -53,7 +53,7 @@ pub use crate::rng::SharedRng;
 pub use crate::runner::{run_seed, shrink, SeedReport, Summary};
 pub use crate::sim::{decode_cmd, encode_cmd, Counters, FaultCounts, Outcome, RunStats, Simulator};
 pub use crate::storage::Storage;
-pub use crate::timeline::{record_timeline, timeline_html};
+pub use crate::timeline::{record_timeline, timeline_html, timeline_svg};
 pub use crate::trace::{
     Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadySummary, Trace, TraceKind,
     TraceMode, TraceRecord,

@@ -4,8 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use raft_sim::{
-    planted_bugs, run_seed, shrink, timeline_html, InvariantKind, SeedReport, SimConfig, Summary,
-    TraceMode,
+    planted_bugs, run_seed, shrink, timeline_html, timeline_svg, InvariantKind, SeedReport,
+    SimConfig, Summary, TraceMode,
 };
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +32,10 @@ struct Args {
     /// With --replay: also write the run as an interactive HTML timeline to this file.
     #[arg(long, value_name = "FILE", requires = "replay")]
     html: Option<std::path::PathBuf>,
+    /// With --replay: also draw the run as a static SVG (the log view just before the
+    /// first log repair and at the end) to this file.
+    #[arg(long, value_name = "FILE", requires = "replay")]
+    svg: Option<std::path::PathBuf>,
     /// Benchmark: steps per second and seeds per minute on one core.
     #[arg(long)]
     bench: bool,
@@ -198,6 +202,11 @@ fn print_failure(args: &Args, report: &SeedReport) {
 
 fn replay(args: &Args, seed: u64) -> Result<bool> {
     let cfg = config(args)?;
+    if let Some(path) = &args.svg {
+        let (_, svg) = timeline_svg(seed, &cfg)?;
+        std::fs::write(path, &svg).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("SVG written to {} ({} bytes)", path.display(), svg.len());
+    }
     let report = match &args.html {
         Some(path) => {
             let start = Instant::now();

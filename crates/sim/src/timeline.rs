@@ -132,6 +132,20 @@ pub fn timeline_html(seed: u64, cfg: &SimConfig) -> Result<(SeedReport, String),
     Ok((report, raft_viz::render_html(&run)))
 }
 
+/// Runs `seed` under `cfg` and draws it as one static SVG (for documents), with the log
+/// view just before the first log repair (a truncation of entries a node held), if
+/// there is one, and at the end of the run.
+pub fn timeline_svg(seed: u64, cfg: &SimConfig) -> Result<(SeedReport, String), ConfigError> {
+    let (report, run) = record_timeline(seed, cfg)?;
+    let mut at: Vec<u64> = raft_viz::log_repairs(&run)
+        .first()
+        .map(|a| a.time_us.saturating_sub(1))
+        .into_iter()
+        .collect();
+    at.push(run.end.time_us);
+    Ok((report, raft_viz::render_svg(&run, &at)))
+}
+
 /// Kind, term, index and entry count of a message.
 fn describe(m: &MsgSummary) -> (MsgKind, u64, u64, u32) {
     match *m {

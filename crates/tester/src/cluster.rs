@@ -3,6 +3,7 @@
 use crate::applier::applier;
 use crate::persister::{Persisters, StorageMode};
 use crate::runner::{Mode, RunOptions};
+use crate::timeline::Recorder;
 use crate::wiring::{peer_ends, server_name, LabTransport, RAFT_METHOD};
 use bytes::Bytes;
 use labrpc::{Network, Server};
@@ -79,6 +80,8 @@ pub struct Cluster {
     rpcs0: u64,
     bytes0: u64,
     index0: Index,
+    /// Records the run for its HTML timeline, when one was asked for.
+    timeline: Option<Recorder>,
 }
 
 impl Cluster {
@@ -105,6 +108,10 @@ impl Cluster {
         net.set_reliable(!unreliable);
         net.set_long_delays(true);
         let now = Instant::now();
+        let timeline = Recorder::current(n, now);
+        if let Some(t) = &timeline {
+            net.set_observer(Some(Arc::new(t.clone())));
+        }
         let mut cluster = Cluster {
             n,
             net,
@@ -130,6 +137,7 @@ impl Cluster {
             rpcs0: 0,
             bytes0: 0,
             index0: 0,
+            timeline,
         };
         for i in 0..n {
             cluster.start1(i);
@@ -183,6 +191,21 @@ impl Cluster {
             println!("{description} ...");
         }
         self.name = description.to_string();
+        if let Some(t) = &self.timeline {
+            let mode = match self.opts.mode {
+                Mode::Virtual => "virtual",
+                Mode::RealTime => "real",
+            };
+            t.describe_test(
+                description,
+                vec![format!(
+                    "raft-tester: {} peers, seed {}, {mode} time, storage {}; peers are numbered from 0 as in the test's messages",
+                    self.n,
+                    self.opts.seed,
+                    self.store.mode().name()
+                )],
+            );
+        }
         self.t0 = Instant::now();
         self.rpcs0 = self.net.total_count();
         self.bytes0 = self.net.total_bytes();
@@ -303,6 +326,9 @@ impl Cluster {
     /// Connects peer `i` to every currently connected peer, both directions.
     pub fn connect(&mut self, i: usize) {
         self.connected[i] = true;
+        if let Some(t) = &self.timeline {
+            t.connected(i, true);
+        }
         for j in 0..self.n {
             if self.connected[j] {
                 self.net.enable(&self.ends[i][j], true);
@@ -314,6 +340,9 @@ impl Cluster {
     /// Cuts peer `i` off from everyone, both directions.
     pub fn disconnect(&mut self, i: usize) {
         self.connected[i] = false;
+        if let Some(t) = &self.timeline {
+            t.connected(i, false);
+        }
         for j in 0..self.n {
             if !self.ends[i].is_empty() {
                 self.net.enable(&self.ends[i][j], false);
@@ -328,6 +357,9 @@ impl Cluster {
     /// storage so that the dead instance's late writes go nowhere (in memory: the harness
     /// keeps a copy; on disk: the harness closes the peer's log).
     pub fn crash1(&mut self, i: usize) {
+        if let Some(t) = &self.timeline {
+            t.crashed(i);
+        }
         self.disconnect(i);
         self.net.delete_server(&server_name(i));
         if let Some(raft) = self.rafts[i].take() {
@@ -350,7 +382,11 @@ impl Cluster {
         let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
         let storage = self.store.open(i);
         let transport = LabTransport::new(clients);
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        if let Some(t) = &self.timeline {
+            t.started(i, self.generation);
+            config.observer = Some(t.peer_observer(i, self.generation));
+        }
         let started = crate::with_peer_storage!(storage, |s| Raft::new(
             &peers,
             i as NodeId,
@@ -563,6 +599,9 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.cleanup();
+        if let Some(t) = self.timeline.take() {
+            t.write(std::thread::panicking());
+        }
     }
 }
 

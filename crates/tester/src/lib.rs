@@ -22,6 +22,7 @@
 //! | `RAFT_TEST_SEED=N` | the seed of every random choice (network, timeouts, tester) |
 //! | `RAFT_TEST_QUIET=1` | do not print the per-test lines |
 //! | `RAFT_TEST_STORAGE=disk` | peers keep their state in `raft-wal` data directories (temporary), restarts reopen them |
+//! | `RAFT_TEST_TIMELINE=DIR` | every test writes its run as an HTML timeline, `DIR/<binary>.<test>.html` ([`timeline`]) |
 #![warn(missing_docs)]
 
 mod applier;
@@ -29,15 +30,17 @@ mod cluster;
 pub mod persister;
 mod runner;
 pub mod suite;
+pub mod timeline;
 pub mod wiring;
 
 pub use cluster::{cmd, Cluster, Summary};
 pub use persister::{DiskStorage, PeerStorage, Persisters, StorageMode};
-pub use runner::{block_on, run, run_on, run_with, seed_of, Mode, RunOptions, Scenario};
+pub use runner::{block_on, run, run_on, run_test, run_with, seed_of, Mode, RunOptions, Scenario};
+pub use timeline::{record_timeline, timeline_file};
 
 /// Declares one `#[test]` per scenario: `name => "description", path::to::scenario;`.
-/// Each runs with [`run`], so it honours `RAFT_TEST_REALTIME`, `RAFT_TEST_SEED` and
-/// `RAFT_TEST_QUIET`, and has its own fixed default seed. Starting the list with
+/// Each runs with [`run_test`], so it honours `RAFT_TEST_REALTIME`, `RAFT_TEST_SEED`,
+/// `RAFT_TEST_QUIET` and `RAFT_TEST_TIMELINE`, and has its own fixed default seed. Starting the list with
 /// `on Disk;` (or `on Memory;`) fixes the peers' storage, whatever `RAFT_TEST_STORAGE` says;
 /// tests of such a list may carry attributes (`#[ignore = "why"] name => ...`).
 #[macro_export]
@@ -46,13 +49,23 @@ macro_rules! classic_tests {
         #[test]
         $(#[$attr])*
         fn $test() {
-            $crate::run_on($crate::StorageMode::$storage, $name, |o| Box::pin($f(o)));
+            $crate::run_test(
+                concat!(module_path!(), "::", stringify!($test)),
+                Some($crate::StorageMode::$storage),
+                $name,
+                |o| Box::pin($f(o)),
+            );
         }
     )*};
     ($($test:ident => $name:literal, $f:path;)*) => {$(
         #[test]
         fn $test() {
-            $crate::run($name, |o| Box::pin($f(o)));
+            $crate::run_test(
+                concat!(module_path!(), "::", stringify!($test)),
+                None,
+                $name,
+                |o| Box::pin($f(o)),
+            );
         }
     )*};
 }

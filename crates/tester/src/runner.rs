@@ -51,9 +51,33 @@ impl RunOptions {
 pub type Scenario = fn(RunOptions) -> BoxFuture<'static, Summary>;
 
 /// Runs `scenario` with options from the environment; the seed defaults to a hash of
-/// `name`, so every test has its own fixed seed.
+/// `name`, so every test has its own fixed seed. With `RAFT_TEST_TIMELINE=DIR` its
+/// timeline goes to a file named after `name`.
 pub fn run(name: &str, scenario: Scenario) -> Summary {
-    run_with(RunOptions::from_env(seed_of(name)), scenario)
+    run_test(name, None, name, scenario)
+}
+
+/// Runs test `test` (its path, naming its timeline file when `RAFT_TEST_TIMELINE` is set),
+/// described as `name` (which seeds it), with options from the environment; `storage`
+/// fixes the peers' storage whatever `RAFT_TEST_STORAGE` says. What `classic_tests!`
+/// calls.
+pub fn run_test(
+    test: &str,
+    storage: Option<StorageMode>,
+    name: &str,
+    scenario: Scenario,
+) -> Summary {
+    let opts = RunOptions::from_env(seed_of(name));
+    let fut = async move {
+        match storage {
+            Some(s) => s.scope(scenario(opts)).await,
+            None => scenario(opts).await,
+        }
+    };
+    match crate::timeline::timeline_file(test) {
+        Some(file) => block_on(opts.mode, crate::timeline::record_timeline(file, fut)),
+        None => block_on(opts.mode, fut),
+    }
 }
 
 /// The seed a test runs with unless `RAFT_TEST_SEED` says otherwise: a hash (FNV-1a) of
@@ -72,8 +96,7 @@ pub fn run_with(opts: RunOptions, scenario: Scenario) -> Summary {
 /// As [`run`], with the peers' storage fixed to `storage` whatever `RAFT_TEST_STORAGE`
 /// says.
 pub fn run_on(storage: StorageMode, name: &str, scenario: Scenario) -> Summary {
-    let opts = RunOptions::from_env(seed_of(name));
-    block_on(opts.mode, storage.scope(scenario(opts)))
+    run_test(name, Some(storage), name, scenario)
 }
 
 /// Runs any future to completion on a fresh runtime built for `mode`: one thread with a

@@ -5,6 +5,8 @@
 //! snapshots and an optional invariant violation) and [`render_html`], which draws it as
 //! one self-contained HTML file: inline SVG, CSS and a little JavaScript for zoom, pan,
 //! tooltips, filters and jumps. Nothing in the file refers to the network.
+//! [`render_svg`] draws the same run as one static SVG for documents, with the log view
+//! at chosen instants.
 //!
 //! The output is a function of the input only (no clock, no hash-ordered maps, fixed
 //! float formatting), so the same run gives byte-identical HTML.
@@ -30,9 +32,13 @@
 
 #![warn(missing_docs)]
 
+mod logs;
 mod render;
+mod static_svg;
 
+pub use crate::logs::{log_at, log_repairs, state_at, LogAt};
 pub use crate::render::render_html;
+pub use crate::static_svg::render_svg;
 
 /// A node's identifier, as the protocol numbers it (1-based in the simulator).
 pub type NodeId = u64;

@@ -8,19 +8,21 @@ use crate::{At, Fate, Message, MsgKind, NodeId, Role, Run, StateChange};
 use std::fmt::Write as _;
 
 /// Left margin (lane names), plot width and right margin, in pixels.
-const LEFT: f64 = 70.0;
-const WIDTH: f64 = 1200.0;
-const RIGHT: f64 = 20.0;
+pub(crate) const LEFT: f64 = 70.0;
+pub(crate) const WIDTH: f64 = 1200.0;
+pub(crate) const RIGHT: f64 = 20.0;
 /// Top of the first lane; lane height and pitch.
 const TOP: f64 = 64.0;
 const LANE_H: f64 = 40.0;
 const PITCH: f64 = 72.0;
 
-const CSS: &str = include_str!("viewer.css");
+/// Styles of the SVG (also used by the static SVG) and of the page around it.
+pub(crate) const SVG_CSS: &str = include_str!("svg.css");
+const PAGE_CSS: &str = include_str!("viewer.css");
 const JS: &str = include_str!("viewer.js");
 
 /// Escapes text for HTML content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -36,12 +38,12 @@ fn esc(s: &str) -> String {
 }
 
 /// Fixed formatting of a pixel coordinate (one decimal), so output is byte-stable.
-fn px(x: f64) -> String {
+pub(crate) fn px(x: f64) -> String {
     format!("{x:.1}")
 }
 
 /// Virtual time as seconds with six decimals.
-fn secs(t: u64) -> String {
+pub(crate) fn secs(t: u64) -> String {
     format!("{}.{:06}s", t / 1_000_000, t % 1_000_000)
 }
 
@@ -50,17 +52,17 @@ fn at_str(a: At) -> String {
 }
 
 /// Maps times to x positions for the initial view (the whole run).
-struct Scale {
-    end: u64,
+pub(crate) struct Scale {
+    pub(crate) end: u64,
 }
 
 impl Scale {
-    fn x(&self, t: u64) -> f64 {
+    pub(crate) fn x(&self, t: u64) -> f64 {
         LEFT + (t as f64) * WIDTH / (self.end as f64)
     }
 }
 
-fn lane_y(i: usize) -> f64 {
+pub(crate) fn lane_y(i: usize) -> f64 {
     TOP + i as f64 * PITCH
 }
 
@@ -420,6 +422,72 @@ fn join(v: &[u64]) -> String {
         .join(",")
 }
 
+/// The timeline itself, shared by the page and the static SVG: definitions, the axis
+/// (`axis`: drawn by the page's script, or already drawn), the network row, the lanes,
+/// the messages and the violation line.
+pub(crate) fn svg_parts(out: &mut String, run: &Run, sc: &Scale, height: f64, axis: &str) {
+    // Timed elements are clipped to the plot area, so that zooming does not draw them over
+    // the lane names (the clip rectangle is tall enough for any lane's own coordinates).
+    let _ = write!(
+        out,
+        "<defs><clipPath id=\"plot\"><rect x=\"{}\" y=\"-100\" width=\"{}\" height=\"{}\"/></clipPath>",
+        px(LEFT),
+        px(WIDTH),
+        px(height + 200.0)
+    );
+    out.push_str("<pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#555\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#999\" stroke-width=\"3\"/></pattern></defs>\n");
+    out.push_str(axis);
+    out.push_str("<g id=\"net\"><g clip-path=\"url(#plot)\">\n");
+    for p in &run.partitions {
+        let end = p.end.unwrap_or(run.end);
+        let (x0, x1) = (sc.x(p.start.time_us), sc.x(end.time_us));
+        let tip = format!(
+            "{} from {} to {}",
+            p.label,
+            at_str(p.start),
+            p.end.map_or("the end".to_string(), at_str)
+        );
+        let _ = writeln!(
+            out,
+            r#"<rect class="part" data-a="{}" data-b="{}" x="{}" y="30" width="{}" height="14" data-tip="{}"/>"#,
+            p.start.time_us,
+            end.time_us,
+            px(x0),
+            px((x1 - x0).max(1.0)),
+            esc(&tip)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</g><text class=\"rowname\" x=\"8\" y=\"41\">network</text>\n</g>"
+    );
+    for (i, n) in run.nodes.iter().enumerate() {
+        lane(out, run, sc, i, *n);
+    }
+    out.push_str("<g id=\"msgs\" clip-path=\"url(#plot)\">\n");
+    for m in &run.messages {
+        message(out, run, sc, m);
+    }
+    out.push_str("</g>\n");
+    if let Some(v) = &run.violation {
+        let x = sc.x(v.at.time_us);
+        let _ = writeln!(
+            out,
+            r#"<g id="viol" clip-path="url(#plot)"><line class="viol" data-a="{}" x1="{}" x2="{}" y1="24" y2="{}" data-tip="{}"/></g>"#,
+            v.at.time_us,
+            px(x),
+            px(x),
+            px(height),
+            esc(&format!(
+                "{} violated at {}: {}",
+                v.invariant,
+                at_str(v.at),
+                v.message
+            ))
+        );
+    }
+}
+
 /// Draws `run` as one self-contained HTML page (no external resources). The same run
 /// always gives the same bytes.
 pub fn render_html(run: &Run) -> String {
@@ -430,7 +498,7 @@ pub fn render_html(run: &Run) -> String {
     let mut out = String::with_capacity(256 + run.messages.len() * 320);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     let _ = writeln!(out, "<title>{}</title>", esc(&run.title));
-    let _ = writeln!(out, "<style>\n{CSS}</style>\n</head>\n<body>");
+    let _ = writeln!(out, "<style>\n{PAGE_CSS}{SVG_CSS}</style>\n</head>\n<body>");
     let _ = writeln!(out, "<h1>{}</h1>", esc(&run.title));
     for n in &run.notes {
         let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(n));
@@ -473,65 +541,7 @@ pub fn render_html(run: &Run) -> String {
         px(LEFT),
         px(WIDTH)
     );
-    // Timed elements are clipped to the plot area, so that zooming does not draw them over
-    // the lane names (the clip rectangle is tall enough for any lane's own coordinates).
-    let _ = write!(
-        out,
-        "<defs><clipPath id=\"plot\"><rect x=\"{}\" y=\"-100\" width=\"{}\" height=\"{}\"/></clipPath>",
-        px(LEFT),
-        px(WIDTH),
-        px(height + 200.0)
-    );
-    out.push_str("<pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#555\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#999\" stroke-width=\"3\"/></pattern></defs>\n");
-    out.push_str("<g id=\"axis\"></g>\n<g id=\"net\"><g clip-path=\"url(#plot)\">\n");
-    for p in &run.partitions {
-        let end = p.end.unwrap_or(run.end);
-        let (x0, x1) = (sc.x(p.start.time_us), sc.x(end.time_us));
-        let tip = format!(
-            "{} from {} to {}",
-            p.label,
-            at_str(p.start),
-            p.end.map_or("the end".to_string(), at_str)
-        );
-        let _ = writeln!(
-            out,
-            r#"<rect class="part" data-a="{}" data-b="{}" x="{}" y="30" width="{}" height="14" data-tip="{}"/>"#,
-            p.start.time_us,
-            end.time_us,
-            px(x0),
-            px((x1 - x0).max(1.0)),
-            esc(&tip)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "</g><text class=\"rowname\" x=\"8\" y=\"41\">network</text>\n</g>"
-    );
-    for (i, n) in run.nodes.iter().enumerate() {
-        lane(&mut out, run, &sc, i, *n);
-    }
-    out.push_str("<g id=\"msgs\" clip-path=\"url(#plot)\">\n");
-    for m in &run.messages {
-        message(&mut out, run, &sc, m);
-    }
-    out.push_str("</g>\n");
-    if let Some(v) = &run.violation {
-        let x = sc.x(v.at.time_us);
-        let _ = writeln!(
-            out,
-            r#"<g id="viol" clip-path="url(#plot)"><line class="viol" data-a="{}" x1="{}" x2="{}" y1="24" y2="{}" data-tip="{}"/></g>"#,
-            v.at.time_us,
-            px(x),
-            px(x),
-            px(height),
-            esc(&format!(
-                "{} violated at {}: {}",
-                v.invariant,
-                at_str(v.at),
-                v.message
-            ))
-        );
-    }
+    svg_parts(&mut out, run, &sc, height, "<g id=\"axis\"></g>\n");
     let _ = writeln!(
         out,
         "<line id=\"cursor\" x1=\"0\" x2=\"0\" y1=\"24\" y2=\"{}\"/>\n</svg></div>",

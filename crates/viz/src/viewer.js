@@ -33,9 +33,10 @@
   function redraw() {
     if (!pending) { pending = true; requestAnimationFrame(later); setTimeout(later, 50); }
   }
+  var draws = 0;
   function draw() {
     pending = false;
-    var inView = 0, i, o;
+    var started = performance.now(), inView = 0, i, o;
     for (i = 0; i < els.length; i++) {
       o = els[i];
       o.vis = !(o.b < v0 || o.a > v1) && !filtered(o);
@@ -60,6 +61,13 @@
     axis();
     document.getElementById("status").textContent = thin
       ? inView + " messages in view: heartbeats and append acks hidden, zoom in to see them" : "";
+    // Markers for checks in a headless browser: how many draws, when the first ended
+    // (ms since the page started loading) and how long the last took.
+    draws++;
+    var now = performance.now();
+    if (draws === 1) svg.setAttribute("data-first-draw-ms", now.toFixed(0));
+    svg.setAttribute("data-draws", draws);
+    svg.setAttribute("data-draw-ms", (now - started).toFixed(1));
   }
   function fmt(t) { return (t / 1e6).toFixed(t % 1e6 === 0 ? 0 : 3) + "s"; }
   function axis() {
@@ -213,7 +221,8 @@
   });
   // A link to a moment: #view=FROM,TO in virtual seconds opens the page zoomed there.
   var m = /view=([0-9.]+),([0-9.]+)/.exec(location.hash);
-  if (m) setView(parseFloat(m[1]) * 1e6, parseFloat(m[2]) * 1e6); else redraw();
+  if (m) setView(parseFloat(m[1]) * 1e6, parseFloat(m[2]) * 1e6);
+  draw(); // the first view at once, before the page counts as loaded
   // #logs=T (virtual seconds) opens the log view at that instant.
   var lg = /logs=([0-9.]+)/.exec(location.hash);
   if (lg) showLogs(parseFloat(lg[1]) * 1e6);

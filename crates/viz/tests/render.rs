@@ -174,3 +174,59 @@ fn empty_run_renders() {
     assert!(!html.contains("<div id=\"logview\">"));
     assert!(!html.contains("NaN") && !html.contains("\"inf"));
 }
+
+#[test]
+fn static_svg_draws_the_run_and_the_log_views() {
+    let run = sample();
+    let svg = raft_viz::render_svg(&run, &[45_000, 500_000]);
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert!(!svg.contains("<script"), "a static SVG has no script");
+    assert_eq!(svg.matches("<g class=\"lane\"").count(), 3);
+    assert_eq!(svg.matches("<line class=\"m ").count(), 6);
+    assert_eq!(svg.matches("<path class=\"elec\"").count(), 1);
+    // The axis is drawn (the page's script draws it; here there is none).
+    assert!(svg.matches("<g class=\"tick\">").count() >= 5);
+    // Two log views, one row per node each; n1's three entries in each.
+    assert_eq!(svg.matches("<g class=\"logview\"").count(), 2);
+    assert!(svg.contains("Logs at 0.045000s") && svg.contains("Logs at 0.500000s"));
+    assert_eq!(svg.matches("fill=\"hsl(").count(), 6);
+    assert!(svg.contains(">leader, term 2</text>"));
+    // n3 is down from 90 ms to 200 ms: up again at 500 ms.
+    assert!(!svg.contains(">down</text>"));
+    assert_eq!(svg, raft_viz::render_svg(&run, &[45_000, 500_000]));
+}
+
+#[test]
+fn logs_replay_and_repairs_are_found() {
+    let mut run = Run::new("logs", vec![1, 2]);
+    let op = |ms: u64, node: u64, truncate_from: u64, first: u64, terms: Vec<u64>| LogOp {
+        at: at(ms, ms),
+        node,
+        truncate_from,
+        first,
+        terms,
+        ..LogOp::default()
+    };
+    run.logs = vec![
+        op(1, 1, 0, 1, vec![1, 1, 1]),
+        op(2, 2, 0, 1, vec![1, 1]),
+        // n2 gets a conflicting suffix overwritten: a repair.
+        op(3, 2, 2, 2, vec![2, 2]),
+        // Truncating past the end removes nothing: not a repair.
+        op(4, 1, 4, 4, vec![2]),
+    ];
+    run.logs.push(LogOp {
+        at: at(5, 5),
+        node: 1,
+        snapshot: Some((2, 1)),
+        ..LogOp::default()
+    });
+    let l = raft_viz::log_at(&run, 2, 3_000);
+    assert_eq!((l.base, l.terms.clone()), (0, vec![1, 2, 2]));
+    assert_eq!(raft_viz::log_at(&run, 2, 2_999).terms, vec![1, 1]);
+    let l = raft_viz::log_at(&run, 1, 5_000);
+    assert_eq!((l.base, l.base_term, l.terms.clone()), (2, 1, vec![1, 2]));
+    assert_eq!(l.last_index(), 4);
+    assert_eq!(raft_viz::log_repairs(&run), vec![at(3, 3)]);
+}

@@ -6,13 +6,17 @@
 //! cargo run --release -p raft-tester --bin classic-suite -- --part 4B --markdown
 //! RAFT_TEST_REALTIME=1 cargo run --release -p raft-tester --bin classic-suite
 //! RAFT_TEST_STORAGE=disk cargo run --release -p raft-tester --bin classic-suite -- --part 4B
+//! cargo run --release -p raft-tester --bin classic-suite -- --part 4A --timeline /tmp/tl
 //! ```
 //!
 //! With `RAFT_TEST_STORAGE=disk` the peers keep their state in `raft-wal` data directories
 //! (temporary) and restart from them.
 
 use clap::Parser;
-use raft_tester::{run_with, suite, Mode, RunOptions, StorageMode, Summary};
+use raft_tester::timeline::file_stem;
+use raft_tester::{
+    block_on, record_timeline, run_with, suite, Mode, RunOptions, StorageMode, Summary,
+};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -41,6 +45,9 @@ struct Args {
     /// Print only failures and the final summary.
     #[arg(long)]
     quiet: bool,
+    /// Write every run's HTML timeline into this directory, one file per test and seed.
+    #[arg(long, value_name = "DIR")]
+    timeline: Option<std::path::PathBuf>,
 }
 
 /// The classic Go implementation's figures (from the handout): RPCs and bytes.
@@ -105,7 +112,15 @@ fn main() -> ExitCode {
                 seed: mix(base, k as u64 + 1),
                 quiet: args.quiet,
             };
-            match catch_unwind(AssertUnwindSafe(|| run_with(opts, test.run))) {
+            let run = || match &args.timeline {
+                Some(dir) => {
+                    let file =
+                        dir.join(format!("{}.seed-{}.html", file_stem(test.name), opts.seed));
+                    block_on(opts.mode, record_timeline(file, (test.run)(opts)))
+                }
+                None => run_with(opts, test.run),
+            };
+            match catch_unwind(AssertUnwindSafe(run)) {
                 Ok(summary) => {
                     passed += 1;
                     if round == 0 {
