@@ -197,8 +197,7 @@ fn unix_ms() -> u64 {
 /// server.
 ///
 /// Serve [`handle`](Self::handle) to clients and [`raft`](Self::raft)`().handle` to the
-/// other replicas (the tests put both on one labrpc server, under
-/// [`KV_METHOD`](crate::KV_METHOD) and [`RAFT_METHOD`](crate::RAFT_METHOD)).
+/// other replicas, over any transport (the tests put both on one labrpc server).
 #[derive(Clone)]
 pub struct KvServer {
     inner: Arc<Inner>,
