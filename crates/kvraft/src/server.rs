@@ -562,10 +562,12 @@ fn check_leadership(inner: &Inner) {
     if s.waiters.is_empty() {
         return;
     }
+    // The leader this replica now believes in, so the clerk can go straight there.
+    let hint = inner.raft.status().leader.filter(|&l| l != inner.me);
     s.answer(|w| {
         w.placed
             .is_some_and(|(_, t)| !leader || t != term)
-            .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
+            .then_some(Err(ServerError::WrongLeader { leader_hint: hint }))
     });
 }
 
