@@ -7,10 +7,12 @@
 //! it; a connection that fails is dropped and opened again on the next call.
 
 use crate::proto::{Health, Member, NodeStatus, Request, RequestBody, Response, ResponseBody};
-use crate::wire::{self, Conn, FrameError, Hello, HelloReply, Role};
+use crate::Conn;
 use futures::future::BoxFuture;
 use kvraft::{Clerk, ClerkConfig, ClerkError, InputError, KvEnd, KvReply, KvRequest, Limits};
 use raft::NodeId;
+use raft_transport::frame::{send_hello, FrameError, HandshakeError, Hello, Role};
+use raft_transport::FramedConn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +43,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(3),
             op_timeout: Duration::from_secs(10),
-            max_frame: wire::DEFAULT_MAX_FRAME,
+            max_frame: raft_transport::frame::DEFAULT_MAX_FRAME,
             limits: Limits::default(),
         }
     }
@@ -66,6 +68,14 @@ pub enum ClientError {
         addr: String,
         /// Its reason.
         reason: String,
+    },
+    /// The handshake failed (no answer in time, not a raftkv node, ...).
+    #[error("{addr}: handshake: {source}")]
+    Handshake {
+        /// The node's address.
+        addr: String,
+        /// What went wrong.
+        source: HandshakeError,
     },
     /// The node could not be reached or broke the protocol.
     #[error("{addr}: {source}")]
@@ -140,12 +150,11 @@ impl TcpEnd {
                 addr: addr.clone(),
                 source,
             };
-            wire::send(&mut conn, &Request { id, body })
-                .await
-                .map_err(err)?;
+            conn.send(&Request { id, body }).await.map_err(err)?;
             loop {
-                let resp: Response = wire::recv_within(&mut conn, config.request_timeout)
+                let resp: Response = tokio::time::timeout(config.request_timeout, conn.recv())
                     .await
+                    .map_err(|_| ClientError::Timeout(config.request_timeout))?
                     .map_err(err)?;
                 if let ResponseBody::Error(what) = resp.body {
                     return Err(ClientError::Protocol { addr, what });
@@ -161,30 +170,25 @@ impl TcpEnd {
 }
 
 async fn connect(addr: &str, config: &ClientConfig) -> Result<Conn, ClientError> {
-    let err = |source| ClientError::Connection {
-        addr: addr.to_owned(),
-        source,
-    };
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| err(FrameError::Timeout))?
-        .map_err(|e| err(FrameError::Io(e)))?;
+        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
+        .map_err(|e| ClientError::Connection {
+            addr: addr.to_owned(),
+            source: FrameError::Io(e),
+        })?;
     let _ = stream.set_nodelay(true);
-    let mut conn = wire::framed(stream, config.max_frame);
-    let hello = Hello {
-        cluster_id: config.cluster_id,
-        node_id: 0,
-        role: Role::Client,
-    };
-    wire::send(&mut conn, &hello).await.map_err(err)?;
-    match wire::recv_within(&mut conn, config.connect_timeout)
-        .await
-        .map_err(err)?
-    {
-        HelloReply::Accepted { .. } => Ok(conn),
-        HelloReply::Refused { reason } => Err(ClientError::Refused {
+    let mut conn = FramedConn::from_tcp(stream, config.max_frame);
+    let hello = Hello::new(config.cluster_id, 0, Role::Client);
+    match send_hello(&mut conn, &hello, config.connect_timeout).await {
+        Ok(()) => Ok(conn),
+        Err(HandshakeError::Refused { reason }) => Err(ClientError::Refused {
             addr: addr.to_owned(),
             reason,
+        }),
+        Err(source) => Err(ClientError::Handshake {
+            addr: addr.to_owned(),
+            source,
         }),
     }
 }

@@ -2,10 +2,10 @@
 //! and serves their requests concurrently, answering each with its id.
 
 use crate::proto::{Health, Member, NodeStatus, Request, RequestBody, Response, ResponseBody};
-use crate::wire::{self, FrameError, Hello, HelloReply, Role};
-use futures::{SinkExt, StreamExt};
 use kvraft::{KvServer, ServerError};
 use raft::NodeId;
+use raft_transport::frame::{accept_hello, FrameError, HandshakeError, Hello, Role};
+use raft_transport::FramedConn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -69,34 +69,27 @@ impl ClientPort {
         self: Arc<Self>,
         stream: TcpStream,
         mut stop: watch::Receiver<bool>,
-    ) -> Result<(), FrameError> {
-        let mut conn = wire::framed(stream, self.max_frame);
-        let hello: Hello = wire::recv_within(&mut conn, self.handshake_timeout).await?;
-        let refusal = if hello.role != Role::Client {
-            Some("this is the client port; peers connect to the peer port".to_owned())
-        } else if hello.cluster_id != self.cluster_id {
-            Some(format!(
-                "cluster id {} does not match this node's {}",
-                hello.cluster_id, self.cluster_id
-            ))
-        } else {
-            None
+    ) -> Result<(), ConnError> {
+        let mut conn = FramedConn::from_tcp(stream, self.max_frame);
+        let check = |h: &Hello| {
+            if h.role != Role::Client {
+                Err("this is the client port; peers connect to the peer port".to_owned())
+            } else if h.cluster_id != self.cluster_id {
+                Err(format!(
+                    "cluster id {} does not match this node's {}",
+                    h.cluster_id, self.cluster_id
+                ))
+            } else {
+                Ok(())
+            }
         };
-        if let Some(reason) = refusal {
-            tracing::info!(%reason, "client refused");
-            wire::send(&mut conn, &HelloReply::Refused { reason }).await?;
-            return Ok(());
-        }
-        wire::send(&mut conn, &HelloReply::Accepted { node_id: self.id }).await?;
+        accept_hello(&mut conn, self.handshake_timeout, check).await?;
 
-        let (mut sink, mut frames) = conn.split();
+        let (mut reader, mut writer) = conn.split();
         let (tx, mut rx) = mpsc::channel::<Response>(MAX_IN_FLIGHT_PER_CONN);
         let writer = tokio::spawn(async move {
             while let Some(resp) = rx.recv().await {
-                let Ok(body) = wire::encode(&resp) else {
-                    continue;
-                };
-                if sink.send(body).await.is_err() {
+                if writer.send(&resp).await.is_err() {
                     break;
                 }
             }
@@ -106,31 +99,18 @@ impl ClientPort {
             let next = tokio::select! {
                 biased;
                 _ = crate::until_stopped(&mut stop) => break Ok(()),
-                next = tokio::time::timeout(self.idle_timeout, frames.next()) => next,
+                next = tokio::time::timeout(self.idle_timeout, reader.recv::<Request>()) => next,
             };
-            let body = match next {
-                Err(_) => break Err(FrameError::Timeout),
-                Ok(None) => break Ok(()),
-                Ok(Some(Err(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    let _ = tx
-                        .send(error(format!(
-                            "frame over the limit of {} bytes",
-                            self.max_frame
-                        )))
-                        .await;
-                    break Err(FrameError::TooLarge {
-                        max: self.max_frame,
-                    });
-                }
-                Ok(Some(Err(e))) => break Err(FrameError::Io(e)),
-                Ok(Some(Ok(body))) => body,
-            };
-            let req: Request = match wire::decode(&body) {
-                Ok(req) => req,
-                Err(e) => {
+            let req = match next {
+                Err(_) => break Err(ConnError::Idle(self.idle_timeout)),
+                Ok(Err(FrameError::Closed)) => break Ok(()),
+                Ok(Err(e @ FrameError::Io(_))) => break Err(e.into()),
+                Ok(Err(e)) => {
+                    // Over the limit, undecodable, another version: say why, then close.
                     let _ = tx.send(error(format!("bad request: {e}"))).await;
-                    break Err(e);
+                    break Err(e.into());
                 }
+                Ok(Ok(req)) => req,
             };
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break Ok(());
@@ -202,6 +182,20 @@ pub fn node_status(kv: &KvServer, members: &[Member]) -> NodeStatus {
 /// lower case, so that a role added to the core needs no change here.
 pub fn role_name(role: raft::Role) -> String {
     format!("{role:?}").to_lowercase()
+}
+
+/// Why a client connection was closed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// The handshake failed or was refused.
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// A frame was bad, or the socket failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Nothing arrived for too long.
+    #[error("idle for {0:?}")]
+    Idle(Duration),
 }
 
 fn error(text: String) -> Response {

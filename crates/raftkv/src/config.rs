@@ -84,7 +84,7 @@ impl Default for ServeConfig {
             snapshot_bytes: 64 << 20,
             max_key_bytes: limits.max_key_bytes,
             max_value_bytes: limits.max_value_bytes,
-            max_frame_bytes: crate::wire::DEFAULT_MAX_FRAME,
+            max_frame_bytes: raft_transport::frame::DEFAULT_MAX_FRAME,
             handshake_timeout_ms: 5000,
             idle_timeout_ms: 300_000,
         }
@@ -240,12 +240,20 @@ impl ServeConfig {
         kv.raft
             .core_config()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        // A value at its limit, with its key and the request around it, must fit a frame.
+        // Every Raft message must fit a frame, and so must a command with a key and a
+        // value at their limits (with room for the request around them).
+        let mut transport =
+            raft_transport::TransportConfig::new(self.cluster_id, id, Default::default());
+        transport.max_frame = self.max_frame_bytes;
+        transport
+            .validate_for(&kv.raft)
+            .map_err(|e| ConfigError::Invalid(format!("max_frame_bytes: {e}")))?;
         let needed = self.max_value_bytes + self.max_key_bytes + 256;
-        if self.max_frame_bytes < needed {
+        if transport.max_command_bytes() < needed {
             return Err(ConfigError::Invalid(format!(
-                "max_frame_bytes ({}) must be at least max_value_bytes + max_key_bytes + 256 ({needed})",
-                self.max_frame_bytes
+                "max_frame_bytes ({}) leaves {} bytes for a command; max_value_bytes + max_key_bytes + 256 = {needed}",
+                self.max_frame_bytes,
+                transport.max_command_bytes()
             )));
         }
         Ok(kv)

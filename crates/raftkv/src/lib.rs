@@ -3,14 +3,14 @@
 //! The deployable replicated key/value server: kvraft's service on real sockets and a
 //! real disk.
 //!
-//! - [`wire`]: framed TCP (length-delimited frames, a version byte, postcard) and the
-//!   handshake that opens every connection (cluster id, node id, peer or client).
-//! - [`proto`]: the native client protocol (request ids; get, put, append, delete,
+//! - [`proto`]: the native client protocol, on the frames and handshake of
+//!   `raft-transport` (length-delimited frames, a version byte, postcard; a hello with
+//!   the cluster id and role `Client`) (request ids; get, put, append, delete,
 //!   status, health; wrong-leader answers carry the leader's id and client address).
 //! - [`client`]: [`RaftKvClient`], the client library for any tokio program (kvraft's
 //!   clerk over TCP: exactly-once writes, leader redirection, timeouts, typed errors).
 //! - [`client_port`]: the server side of the client protocol.
-//! - [`peer`]: the peer transport the server uses between nodes.
+//! - Between nodes, `raft-transport`'s `TcpTransport` and peer server.
 //! - [`config`]: `raftkv serve`'s settings (TOML file, flags over it).
 //! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoint.
 //!
@@ -24,11 +24,13 @@ pub mod client_port;
 pub mod config;
 pub mod http;
 pub mod metrics;
-pub mod peer;
 pub mod proto;
-pub mod wire;
 
 pub use client::{ClientConfig, ClientError, RaftKvClient, TcpEnd};
+
+/// A framed TCP connection (both halves).
+pub type Conn =
+    raft_transport::FramedConn<tokio::net::tcp::OwnedReadHalf, tokio::net::tcp::OwnedWriteHalf>;
 
 /// The default client addresses of the cluster `raftkv cluster` starts (nodes 1..=5 at
 /// 127.0.0.1:7101..7105); the client commands' `--endpoints` default to the first three.

@@ -162,8 +162,19 @@ fn init_logs(default: &str) {
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes on one line; no backtrace (RUST_BACKTRACE is for bugs).
+            eprintln!("raftkv: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let serving = matches!(cli.command, Command::Serve(_) | Command::Cluster { .. });
     init_logs(if serving { "info" } else { "warn" });
     let runtime = tokio::runtime::Builder::new_multi_thread()

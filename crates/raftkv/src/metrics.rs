@@ -4,8 +4,11 @@
 use kvraft::KvServer;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use raft::NodeId;
 use raft_core::RestoredState;
 use raft_storage::{Storage, StorageError, WriteBatch};
+use raft_transport::TcpTransport;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -73,10 +76,25 @@ pub fn request(write: bool, ok: bool, took: Duration) {
     }
 }
 
-/// Publishes the node's Raft state every `every` until `stop`, counting leader changes.
-pub async fn poll(kv: KvServer, every: Duration, mut stop: watch::Receiver<bool>) {
+/// Publishes the node's Raft state and the transport's per-peer counters every `every`
+/// until `stop`, counting leader changes.
+pub async fn poll(
+    kv: KvServer,
+    transport: TcpTransport,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut leader = None;
+    let mut sent: BTreeMap<NodeId, u64> = BTreeMap::new();
     loop {
+        for (peer, st) in transport.stats() {
+            // The transport's counters are totals; the Prometheus counter follows them.
+            let before = sent.insert(peer, st.bytes_sent).unwrap_or(0);
+            counter!("raftkv_peer_bytes_sent_total", "peer" => peer.to_string())
+                .increment(st.bytes_sent.saturating_sub(before));
+            gauge!("raftkv_peer_dropped_calls", "peer" => peer.to_string())
+                .set((st.dropped_backpressure + st.dropped_unreachable) as f64);
+        }
         let st = kv.raft().status();
         gauge!("raftkv_term").set(st.term as f64);
         gauge!("raftkv_commit_index").set(st.commit_index as f64);

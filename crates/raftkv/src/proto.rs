@@ -1,5 +1,5 @@
 //! The native client protocol: what a client and a server say to each other after the
-//! handshake ([`crate::wire::Hello`] with role `Client`).
+//! handshake (`raft_transport`'s `Hello` with role `Client`), on its frames.
 //!
 //! Every request carries an id chosen by the client, and its response carries the same
 //! id; a server may answer requests of one connection out of order. Key/value operations

@@ -4,13 +4,14 @@
 use anyhow::Context;
 use kvraft::KvServer;
 use raft::NodeId;
+use raft_transport::{serve_peers, CancellationToken, Handler, TcpTransport, TransportConfig};
 use raft_wal::{WalOptions, WalStorage};
 use raftkv::client_port::ClientPort;
 use raftkv::config::Resolved;
 use raftkv::metrics::Timed;
-use raftkv::peer::{self, PeerTransport};
 use raftkv::proto::Member;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -48,27 +49,43 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
 
     let mut peers: Vec<NodeId> = c.nodes.iter().map(|n| n.id).collect();
     peers.sort_unstable();
-    let addrs: BTreeMap<NodeId, String> = c
-        .nodes
-        .iter()
-        .filter(|n| n.id != r.id)
-        .map(|n| (n.id, n.peer.clone()))
-        .collect();
-    let transport = PeerTransport::new(r.id, c.cluster_id, c.max_frame_bytes, addrs);
-    let kv = KvServer::new(&peers, r.id, Timed(storage), r.kv.clone(), transport)?;
+    let mut addrs: BTreeMap<NodeId, SocketAddr> = BTreeMap::new();
+    for n in &c.nodes {
+        let addr = tokio::net::lookup_host(&n.peer)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .with_context(|| format!("cannot resolve node {}'s peer address {}", n.id, n.peer))?;
+        addrs.insert(n.id, addr);
+    }
+    let handshake = Duration::from_millis(c.handshake_timeout_ms);
+    let mut tconfig = TransportConfig::new(c.cluster_id, r.id, addrs);
+    tconfig.max_frame = c.max_frame_bytes;
+    tconfig.handshake_timeout = handshake;
+    tconfig.validate_for(&r.kv.raft)?;
+    let transport = TcpTransport::new(tconfig.clone())?;
+    let kv = KvServer::new(
+        &peers,
+        r.id,
+        Timed(storage),
+        r.kv.clone(),
+        transport.clone(),
+    )?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let handshake = Duration::from_millis(c.handshake_timeout_ms);
+    let peers_stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(peer::serve(
-        peer_listener,
-        kv.raft().clone(),
-        c.cluster_id,
-        peers.clone(),
-        c.max_frame_bytes,
-        handshake,
-        stop_rx.clone(),
-    )));
+    let raft = kv.raft().clone();
+    let handler: Handler = Arc::new(move |env| {
+        let raft = raft.clone();
+        Box::pin(async move { raft.handle(env).await })
+    });
+    let (pstop, pconfig) = (peers_stop.clone(), tconfig.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = serve_peers(peer_listener, &pconfig, handler, pstop).await {
+            tracing::error!(error = %e, "peer server");
+        }
+    }));
     let members = c
         .nodes
         .iter()
@@ -97,6 +114,7 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     }
     tasks.push(tokio::spawn(raftkv::metrics::poll(
         kv.clone(),
+        transport.clone(),
         Duration::from_millis(200),
         stop_rx.clone(),
     )));
@@ -114,6 +132,7 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     // Stop accepting and close idle connections; fail what is in flight; let the Raft
     // peer finish its write in flight (every write is synced before it counts).
     let _ = stop_tx.send(true);
+    peers_stop.cancel();
     kv.kill();
     if tokio::time::timeout(STOP_WAIT, kv.raft().stopped())
         .await
@@ -124,6 +143,7 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
+    transport.shutdown();
     tracing::info!("stopped");
     Ok(())
 }
