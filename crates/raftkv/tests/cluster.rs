@@ -135,7 +135,9 @@ async fn a_leader_killed_under_load_is_replaced_and_catches_up_after_restart() {
         .wait_leader(Some(old), Duration::from_secs(5))
         .await
         .unwrap_or_else(|| {
-            let logs: Vec<String> = (1..=3).map(|i| format!("--- node {i}\n{}", c.log(i))).collect();
+            let logs: Vec<String> = (1..=3)
+                .map(|i| format!("--- node {i}\n{}", c.log(i)))
+                .collect();
             panic!("no new leader after killing {old}\n{}", logs.join("\n"))
         });
     let took = killed_at.elapsed();
