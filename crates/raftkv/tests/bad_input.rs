@@ -66,7 +66,7 @@ async fn bad_input_gets_a_clear_answer_and_the_node_keeps_serving() {
         .await
         .expect("a leader");
     let addr = c.client_addr(1);
-    let mut client = RaftKvClient::connect(&[addr.clone()], ClientConfig::default())
+    let mut client = RaftKvClient::connect(std::slice::from_ref(&addr), ClientConfig::default())
         .await
         .expect("connect");
     client.put("before", "1").await.expect("put");
@@ -138,7 +138,7 @@ async fn bad_input_gets_a_clear_answer_and_the_node_keeps_serving() {
         },
         ..ClientConfig::default()
     };
-    let mut loose_client = RaftKvClient::connect(&[addr.clone()], loose.clone())
+    let mut loose_client = RaftKvClient::connect(std::slice::from_ref(&addr), loose.clone())
         .await
         .expect("connect");
     let huge = "x".repeat(2 << 20);
