@@ -69,6 +69,15 @@ impl LocalCluster {
     /// Sends SIGTERM to every child by pid and waits for each (up to `grace`, then
     /// SIGKILL). Returns the nodes that did not exit with status 0.
     pub fn stop(&mut self, grace: Duration) -> Vec<u64> {
+        // A node that had already exited (killed, crashed) is not stopped again, and
+        // its earlier exit is not this stop's failure.
+        self.children.retain_mut(|(id, c)| match c.try_wait() {
+            Ok(Some(status)) => {
+                eprintln!("raftkv: node {id} had already exited ({status})");
+                false
+            }
+            _ => true,
+        });
         for (_, c) in &self.children {
             signal(c.id(), libc::SIGTERM);
         }
@@ -141,10 +150,17 @@ pub async fn run(n: u64, dir: PathBuf, base: u16) -> anyhow::Result<()> {
         dir.display()
     );
     println!();
+    // The client commands reach the default ports by themselves; others need naming.
+    let endpoints = if base == 7000 {
+        String::new()
+    } else {
+        let list: Vec<String> = cluster.client_addrs();
+        format!(" --endpoints {}", list.join(","))
+    };
     println!("In another terminal:");
-    println!("  cargo run --release -p raftkv -- put greeting hello");
-    println!("  cargo run --release -p raftkv -- get greeting");
-    println!("  cargo run --release -p raftkv -- status");
+    println!("  cargo run --release -p raftkv -- put greeting hello{endpoints}");
+    println!("  cargo run --release -p raftkv -- get greeting{endpoints}");
+    println!("  cargo run --release -p raftkv -- status{endpoints}");
     println!("Ctrl-C stops every node.");
     let why = loop {
         tokio::select! {
