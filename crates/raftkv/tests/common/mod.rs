@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use raftkv::client::{self, ClientConfig};
 use raftkv::proto::NodeStatus;
 use std::collections::BTreeMap;
@@ -50,12 +52,19 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<Node>,
     procs: BTreeMap<u64, Child>,
-    config_file: PathBuf,
+    /// Node i's settings file (`config_files[i - 1]`).
+    config_files: Vec<PathBuf>,
 }
 
 impl Cluster {
     /// Starts `n` nodes.
     pub fn start(n: u64) -> Cluster {
+        Self::start_with(n, |_, _, real| real.to_owned())
+    }
+
+    /// Starts `n` nodes; node `i` reaches node `j`'s peer port at `view(i, j, real)`
+    /// (a proxy, say), where `real` is the port node `j` listens on.
+    pub fn start_with(n: u64, view: impl Fn(u64, u64, &str) -> String) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -65,29 +74,44 @@ impl Cluster {
                 http: format!("127.0.0.1:{}", free_port()),
             })
             .collect();
-        let mut toml = format!(
-            "tick_ms = 10\nelection_timeout_min_ms = {ELECTION_MIN_MS}\n\
-             election_timeout_max_ms = {ELECTION_MAX_MS}\nheartbeat_ms = 50\n\
-             handshake_timeout_ms = 1000\nop_timeout_ms = 1000\n"
-        );
-        for n in &nodes {
-            toml.push_str(&format!(
-                "[[nodes]]\nid = {}\npeer = \"{}\"\nclient = \"{}\"\n",
-                n.id, n.peer, n.client
-            ));
+        let mut config_files = Vec::new();
+        for me in &nodes {
+            let mut toml = format!(
+                "tick_ms = 10\nelection_timeout_min_ms = {ELECTION_MIN_MS}\n\
+                 election_timeout_max_ms = {ELECTION_MAX_MS}\nheartbeat_ms = 50\n\
+                 handshake_timeout_ms = 1000\nop_timeout_ms = 1000\npeer_listen = \"{}\"\n",
+                me.peer
+            );
+            for n in &nodes {
+                let peer = if n.id == me.id {
+                    n.peer.clone()
+                } else {
+                    view(me.id, n.id, &n.peer)
+                };
+                toml.push_str(&format!(
+                    "[[nodes]]\nid = {}\npeer = \"{}\"\nclient = \"{}\"\n",
+                    n.id, peer, n.client
+                ));
+            }
+            let file = dir.path().join(format!("node-{}.toml", me.id));
+            std::fs::write(&file, toml).expect("config file");
+            config_files.push(file);
         }
-        let config_file = dir.path().join("cluster.toml");
-        std::fs::write(&config_file, toml).expect("config file");
         let mut c = Cluster {
             dir,
             nodes,
             procs: BTreeMap::new(),
-            config_file,
+            config_files,
         };
         for id in 1..=n {
             c.spawn(id);
         }
         c
+    }
+
+    /// Node `id`'s real peer address.
+    pub fn peer_addr(&self, id: u64) -> String {
+        self.node(id).peer.clone()
     }
 
     fn node(&self, id: u64) -> &Node {
@@ -107,7 +131,7 @@ impl Cluster {
         let child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
-            .arg(&self.config_file)
+            .arg(&self.config_files[(id - 1) as usize])
             .args(["--id", &id.to_string(), "--http-addr", &n.http])
             .arg("--data-dir")
             .arg(self.dir.path().join(format!("node-{id}")))
