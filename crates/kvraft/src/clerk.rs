@@ -1,8 +1,8 @@
 //! The clerk: the service's client.
 
 use crate::op::{InputError, KvReply, KvRequest, Limits, Op, OpOutput, ServerError};
-use crate::KV_METHOD;
 use futures::future::BoxFuture;
+use raft::NodeId;
 use std::time::Duration;
 
 /// How a clerk reaches one server.
@@ -12,14 +12,6 @@ use std::time::Duration;
 pub trait KvEnd: Send + Sync + 'static {
     /// Sends `req` to the server and returns its reply, or `None`.
     fn call(&self, req: &KvRequest) -> BoxFuture<'static, Option<KvReply>>;
-}
-
-impl KvEnd for labrpc::ClientEnd {
-    fn call(&self, req: &KvRequest) -> BoxFuture<'static, Option<KvReply>> {
-        let end = self.clone();
-        let req = req.clone();
-        Box::pin(async move { end.call::<KvRequest, KvReply>(KV_METHOD, &req).await.ok() })
-    }
 }
 
 /// Settings of a clerk.
@@ -80,10 +72,14 @@ pub enum ClerkError {
 /// Operations take `&mut self`: one clerk has at most one operation outstanding, which
 /// exactly-once semantics rely on. Use one clerk per concurrent client.
 ///
-/// `ends[i]` must reach the server whose Raft id is `i`, so that the leader hints the
-/// servers give can be followed.
-pub struct Clerk<E: KvEnd = labrpc::ClientEnd> {
+/// A wrong-leader answer names the leader its server believes in (a Raft node id); the
+/// clerk tries that node next when it has an end to it, and otherwise the next end in
+/// turn. [`Clerk::new`] and [`Clerk::with_id`] take `ends[i]` to reach node `i`;
+/// [`Clerk::with_nodes`] takes the node ids explicitly.
+pub struct Clerk<E: KvEnd> {
     ends: Vec<E>,
+    /// `nodes[i]`: the Raft id of the server `ends[i]` reaches, when known.
+    nodes: Vec<Option<NodeId>>,
     id: u64,
     seq: u64,
     leader: usize,
@@ -113,6 +109,20 @@ impl<E: KvEnd> Clerk<E> {
     /// reproducibility) and settings. The id must be unique among clerks. The first
     /// server tried is `id % ends.len()`, which spreads clerks over the servers.
     pub fn with_id(ends: Vec<E>, id: u64, config: ClerkConfig) -> Self {
+        let nodes = (0..ends.len() as NodeId).map(Some).collect();
+        Self::with_nodes(ends, nodes, id, config)
+    }
+
+    /// A clerk whose `ends[i]` reaches the server with Raft id `nodes[i]` (`None`: not
+    /// known, so no leader hint leads there). `nodes` shorter than `ends` counts as
+    /// `None` for the rest. Otherwise as [`with_id`](Self::with_id).
+    pub fn with_nodes(
+        ends: Vec<E>,
+        mut nodes: Vec<Option<NodeId>>,
+        id: u64,
+        config: ClerkConfig,
+    ) -> Self {
+        nodes.resize(ends.len(), None);
         let leader = if ends.is_empty() {
             0
         } else {
@@ -120,6 +130,7 @@ impl<E: KvEnd> Clerk<E> {
         };
         Clerk {
             ends,
+            nodes,
             id,
             seq: 0,
             leader,
@@ -133,9 +144,15 @@ impl<E: KvEnd> Clerk<E> {
         self.id
     }
 
-    /// The server the clerk believes leads (the next it will try).
+    /// The server the clerk believes leads (the next it will try), as an index into its
+    /// ends.
     pub fn leader(&self) -> usize {
         self.leader
+    }
+
+    /// The end index of the server with Raft id `node`, if the clerk has one.
+    fn end_of(&self, node: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| *n == Some(node))
     }
 
     /// The value of `key` (`""` if it was never written).
@@ -162,6 +179,11 @@ impl<E: KvEnd> Clerk<E> {
             value: value.into(),
         };
         self.mutate(op).await
+    }
+
+    /// Removes `key` (a later get reads `""`).
+    pub async fn delete(&mut self, key: &str) -> Result<(), ClerkError> {
+        self.mutate(Op::Delete { key: key.into() }).await
     }
 
     async fn mutate(&mut self, op: Op) -> Result<(), ClerkError> {
@@ -246,7 +268,10 @@ impl<E: KvEnd> Clerk<E> {
                 }
                 Some(Err(ServerError::WrongLeader {
                     leader_hint: Some(h),
-                })) if (h as usize) < n && h as usize != i => self.leader = h as usize,
+                })) => match self.end_of(h) {
+                    Some(j) if j != i => self.leader = j,
+                    _ => self.leader = (i + 1) % n,
+                },
                 _ => self.leader = (i + 1) % n,
             }
             first_attempt = false;
@@ -285,7 +310,7 @@ impl SendError {
 /// not one of the runtime's (tokio panics if `block_on` is called from inside the
 /// runtime, and a current-thread runtime cannot make progress while its only thread
 /// blocks). Inside async code, and in the virtual-time tests, use [`Clerk`] directly.
-pub struct BlockingClerk<E: KvEnd = labrpc::ClientEnd> {
+pub struct BlockingClerk<E: KvEnd> {
     clerk: Clerk<E>,
     handle: tokio::runtime::Handle,
 }
@@ -311,8 +336,66 @@ impl<E: KvEnd> BlockingClerk<E> {
         self.handle.block_on(self.clerk.append(key, value))
     }
 
+    /// Removes `key`. Blocks.
+    pub fn delete(&mut self, key: &str) -> Result<(), ClerkError> {
+        self.handle.block_on(self.clerk.delete(key))
+    }
+
     /// The wrapped async clerk.
     pub fn into_inner(self) -> Clerk<E> {
         self.clerk
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// An end that always gives the same reply and counts its calls.
+    struct Fixed(KvReply, Arc<AtomicUsize>);
+
+    impl KvEnd for Fixed {
+        fn call(&self, _req: &KvRequest) -> BoxFuture<'static, Option<KvReply>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            let reply = self.0.clone();
+            Box::pin(async move { Some(reply) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_hint_is_followed_by_node_id() {
+        let calls: Vec<_> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+        let hint = |h| Err(ServerError::WrongLeader { leader_hint: h });
+        let ends = vec![
+            Fixed(hint(Some(9)), calls[0].clone()),
+            Fixed(hint(None), calls[1].clone()),
+            Fixed(Ok(OpOutput::Value("v".into())), calls[2].clone()),
+        ];
+        let nodes = vec![Some(5), Some(3), Some(9)];
+        // id 3: the first end tried is 3 % 3 = 0, which names node 9 (end 2) as leader.
+        let mut clerk = Clerk::with_nodes(ends, nodes, 3, ClerkConfig::default());
+        assert_eq!(clerk.get("k").await, Ok("v".into()));
+        let counts: Vec<_> = calls.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert_eq!(counts, [1, 0, 1], "end 1 was skipped");
+        assert_eq!(clerk.leader(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hint_to_an_unknown_node_moves_to_the_next_end() {
+        let calls: Vec<_> = (0..2).map(|_| Arc::new(AtomicUsize::new(0))).collect();
+        let ends = vec![
+            Fixed(
+                Err(ServerError::WrongLeader {
+                    leader_hint: Some(42),
+                }),
+                calls[0].clone(),
+            ),
+            Fixed(Ok(OpOutput::Value("w".into())), calls[1].clone()),
+        ];
+        let mut clerk = Clerk::with_nodes(ends, vec![None], 0, ClerkConfig::default());
+        assert_eq!(clerk.get("k").await, Ok("w".into()));
+        assert_eq!(calls[1].load(Ordering::SeqCst), 1);
     }
 }

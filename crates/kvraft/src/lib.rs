@@ -26,10 +26,11 @@
 //!   wrong-leader answers for as long as it takes. [`BlockingClerk`] wraps it for
 //!   callers outside the async runtime.
 //!
-//! The server is reached through any transport: the tests serve it on the simulated
-//! [`labrpc`] network ([`KV_METHOD`] for client requests, [`RAFT_METHOD`] for Raft's
-//! own messages, both on one labrpc server); a clerk talks to servers through
-//! [`KvEnd`], implemented for [`labrpc::ClientEnd`].
+//! The service names no network: whatever carries requests serves [`KvServer::handle`]
+//! to clients and the Raft peer's `handle` to the other replicas, and a clerk talks to
+//! servers through any [`KvEnd`]. The tests use the simulated `labrpc` network (a
+//! dev-dependency only); `raftkv` serves it over TCP. A wrong-leader answer names the
+//! leader the server believes in, and the clerk goes there next when it can.
 //!
 //! # Bad input
 //!
@@ -71,11 +72,3 @@ pub use op::{
 };
 pub use server::{KvConfig, KvServer, KvServerError, ServerStats};
 pub use state::{Applied, ClientRecord, KvStateMachine};
-
-/// The labrpc method name under which a server serves client requests ([`KvRequest`] in,
-/// [`KvReply`] out).
-pub const KV_METHOD: &str = "KV.Op";
-
-/// The labrpc method name under which a server serves Raft's messages
-/// ([`raft::Envelope`] in, `Option<Envelope>` out), beside [`KV_METHOD`].
-pub const RAFT_METHOD: &str = "Raft.Message";

@@ -37,13 +37,20 @@ pub enum Op {
     /// ([`ServerError::SessionExpired`]). The [`Clerk`](crate::Clerk) sends it by itself
     /// before its first write.
     OpenSession,
+    /// Removes the key (reading it afterwards gives `""`). A write: applied exactly once.
+    Delete {
+        /// The key.
+        key: String,
+    },
 }
 
 impl Op {
     /// The key the operation touches (`None` for [`Op::OpenSession`]).
     pub fn key(&self) -> Option<&str> {
         match self {
-            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } => Some(key),
+            Op::Get { key } | Op::Put { key, .. } | Op::Append { key, .. } | Op::Delete { key } => {
+                Some(key)
+            }
             Op::OpenSession => None,
         }
     }
@@ -51,14 +58,14 @@ impl Op {
     /// The argument of a put or append; `None` for the others.
     pub fn value(&self) -> Option<&str> {
         match self {
-            Op::Get { .. } | Op::OpenSession => None,
+            Op::Get { .. } | Op::OpenSession | Op::Delete { .. } => None,
             Op::Put { value, .. } | Op::Append { value, .. } => Some(value),
         }
     }
 
-    /// True for a put or an append: the operations applied exactly once.
+    /// True for a put, an append or a delete: the operations applied exactly once.
     pub fn is_write(&self) -> bool {
-        matches!(self, Op::Put { .. } | Op::Append { .. })
+        matches!(self, Op::Put { .. } | Op::Append { .. } | Op::Delete { .. })
     }
 }
 
@@ -93,7 +100,7 @@ pub struct LogCommand {
 pub enum OpOutput {
     /// A get's value.
     Value(String),
-    /// A put or append was applied.
+    /// A put, append or delete was applied.
     Done,
 }
 

@@ -197,8 +197,7 @@ fn unix_ms() -> u64 {
 /// server.
 ///
 /// Serve [`handle`](Self::handle) to clients and [`raft`](Self::raft)`().handle` to the
-/// other replicas (the tests put both on one labrpc server, under
-/// [`KV_METHOD`](crate::KV_METHOD) and [`RAFT_METHOD`](crate::RAFT_METHOD)).
+/// other replicas, over any transport (the tests put both on one labrpc server).
 #[derive(Clone)]
 pub struct KvServer {
     inner: Arc<Inner>,
@@ -563,10 +562,12 @@ fn check_leadership(inner: &Inner) {
     if s.waiters.is_empty() {
         return;
     }
+    // The leader this replica now believes in, so the clerk can go straight there.
+    let hint = inner.raft.status().leader.filter(|&l| l != inner.me);
     s.answer(|w| {
         w.placed
             .is_some_and(|(_, t)| !leader || t != term)
-            .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
+            .then_some(Err(ServerError::WrongLeader { leader_hint: hint }))
     });
 }
 

@@ -179,7 +179,7 @@ impl KvStateMachine {
                     });
                 Applied::Fresh(OpOutput::Done)
             }
-            Op::Put { .. } | Op::Append { .. } => {
+            Op::Put { .. } | Op::Append { .. } | Op::Delete { .. } => {
                 let Some(rec) = self.clients.get_mut(&req.client_id) else {
                     return Applied::SessionExpired;
                 };
@@ -241,6 +241,10 @@ impl KvStateMachine {
             }
             Op::Append { key, value } => {
                 self.data.entry(key.clone()).or_default().push_str(value);
+                OpOutput::Done
+            }
+            Op::Delete { key } => {
+                self.data.remove(key);
                 OpOutput::Done
             }
             Op::OpenSession => OpOutput::Done,

@@ -5,11 +5,11 @@
 mod common;
 
 use common::scenarios::{self as s, Generic};
-use common::{run, KvCluster, Latency};
+use common::{run, KvCluster, LabEnd, Latency, KV_METHOD};
 use futures::future::BoxFuture;
 use kvraft::{
     BlockingClerk, ClerkConfig, ClerkError, InputError, KvConfig, KvReply, KvRequest, KvServer,
-    Limits, Op, OpOutput, ServerError, KV_METHOD,
+    Limits, Op, OpOutput, ServerError,
 };
 use labrpc::ClientEnd;
 use raft::{Envelope, NodeId, Transport};
@@ -247,7 +247,7 @@ fn unusable_settings_are_refused() {
         };
         assert!(KvServer::new(&[0], 0, MemStorage::new(), config, Nowhere).is_err());
         assert!(KvServer::new(&[], 0, MemStorage::new(), KvConfig::default(), Nowhere).is_err());
-        let mut clerk = kvraft::Clerk::<ClientEnd>::new(Vec::new());
+        let mut clerk = kvraft::Clerk::<LabEnd>::new(Vec::new());
         assert_eq!(clerk.get("k").await, Err(ClerkError::NoServers));
     });
 }

@@ -12,7 +12,8 @@
 //!   a [`Config`] and a transport, and returns at once;
 //! - [`Raft::start`] starts agreement on a command and returns at once with its index and
 //!   term, or [`RaftError::NotLeader`];
-//! - [`Raft::state`] returns `(term, is_leader)`;
+//! - [`Raft::state`] returns `(term, is_leader)`; [`Raft::status`] says more (role,
+//!   leader, commit and applied index, log and snapshot index, storage size) for operators;
 //! - [`Raft::kill`] stops the peer;
 //! - [`Raft::snapshot`] tells the peer that the service's state through an index is
 //!   captured in a snapshot, so the log before it can be discarded;
@@ -31,12 +32,14 @@
 mod config;
 mod node;
 mod observe;
+mod status;
 mod transport;
 
 pub use config::Config;
 pub use node::Raft;
 pub use observe::{Observed, Observer};
 pub use raft_core::{Bytes, Envelope, Index, Message, NodeId, Role, SnapshotMeta, Term};
+pub use status::Status;
 pub use transport::Transport;
 
 /// What the peer delivers on its apply channel.

@@ -8,7 +8,7 @@
 //! the tick is the first branch of the event loop and a turn handles a bounded number of
 //! commands.
 
-use crate::{ApplyMsg, Config, Observed, Observer, RaftError, Transport};
+use crate::{ApplyMsg, Config, Observed, Observer, RaftError, Status, Transport};
 use raft_core::{Bytes, Envelope, HardState, Index, NodeId, RaftCore, Ready, Snapshot, Term};
 use raft_storage::{Storage, WriteBatch};
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
@@ -39,6 +39,8 @@ struct Published {
     /// `term << 1 | is_leader`, in one word so that readers never see a torn pair.
     term_and_role: AtomicU64,
     raft_state_size: AtomicU64,
+    /// The operator's view, refreshed with `term_and_role` (`None` until the first turn).
+    status: std::sync::Mutex<Option<Status>>,
     killed: AtomicBool,
     /// Set, and `ended` notified, once the task (and any write it had in flight) is over.
     stopped: AtomicBool,
@@ -138,6 +140,23 @@ impl Raft {
     pub fn state(&self) -> (Term, bool) {
         let word = self.published.term_and_role.load(Ordering::Acquire);
         (word >> 1, word & 1 == 1)
+    }
+
+    /// The peer's role, term, leader, indices and storage size, as of the end of its
+    /// task's last turn.
+    pub fn status(&self) -> Status {
+        let published = self.published.status.lock().map(|s| *s).ok().flatten();
+        published.unwrap_or(Status {
+            id: self.me,
+            role: raft_core::Role::Follower,
+            term: self.state().0,
+            leader: None,
+            commit_index: 0,
+            applied_index: 0,
+            last_log_index: 0,
+            snapshot_index: 0,
+            raft_state_size: self.raft_state_size(),
+        })
     }
 
     /// Tells the peer that `data` captures the service's state through `index` (which the
@@ -484,6 +503,22 @@ impl<S: Storage, T: Transport> Actor<S, T> {
     fn publish(&mut self) {
         let word = (self.core.term() << 1) | u64::from(self.core.is_leader());
         self.published.term_and_role.store(word, Ordering::Release);
+        let status = Status {
+            id: self.core.id(),
+            role: self.core.role(),
+            term: self.core.term(),
+            leader: self.core.leader(),
+            commit_index: self.core.commit_index(),
+            applied_index: self.core.applied_index(),
+            last_log_index: self.core.log().last_index(),
+            snapshot_index: self.core.log().snapshot().index,
+            raft_state_size: self.published.raft_state_size.load(Ordering::Acquire),
+        };
+        // A poisoned lock only means a reader panicked; the value is still a plain copy.
+        match self.published.status.lock() {
+            Ok(mut slot) => *slot = Some(status),
+            Err(poisoned) => *poisoned.into_inner() = Some(status),
+        }
         if let Some((observer, last)) = &mut self.observer {
             let now = Observed::Status {
                 role: self.core.role(),

@@ -147,3 +147,40 @@ async fn an_observer_is_told_status_changes_and_log_writes() {
         .collect();
     assert_eq!(written, vec![(1, term), (2, term)]);
 }
+
+/// `status` reports role, term, leader and the indices as the peer's task publishes them.
+#[tokio::test(start_paused = true)]
+async fn status_reports_role_leader_and_indices() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let raft =
+        Raft::new(&[0], 0, MemStorage::new(), tx, Config::default(), Nowhere).expect("valid");
+    let before = raft.status();
+    assert_eq!(
+        (before.id, before.role, before.leader),
+        (0, raft::Role::Follower, None)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 1..=3u8 {
+        raft.start(Bytes::from(vec![i])).await.expect("leader");
+    }
+    for _ in 0..3 {
+        rx.recv().await.expect("applied");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let s = raft.status();
+    assert_eq!(s.role, raft::Role::Leader);
+    assert_eq!(s.leader, Some(0));
+    assert_eq!(s.term, raft.state().0);
+    assert_eq!(
+        (s.commit_index, s.applied_index, s.last_log_index),
+        (3, 3, 3)
+    );
+    assert_eq!(s.snapshot_index, 0);
+    assert!(s.raft_state_size > 0);
+    raft.snapshot(2, Bytes::from_static(b"state"))
+        .await
+        .expect("snapshot");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(raft.status().snapshot_index, 2);
+    raft.kill();
+}

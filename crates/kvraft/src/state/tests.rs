@@ -243,3 +243,24 @@ fn snapshot_size_stays_bounded_with_10000_clients_over_time() {
     );
     assert!(unbounded > 10 * BOUND);
 }
+
+#[test]
+fn a_delete_removes_the_key_once_and_needs_a_session() {
+    let mut sm = KvStateMachine::new();
+    let del = || Op::Delete { key: "k".into() };
+    assert_eq!(apply(&mut sm, 3, 1, del()), Applied::SessionExpired);
+    apply(&mut sm, 3, 2, Op::OpenSession);
+    apply(&mut sm, 3, 3, put("k", "v"));
+    assert_eq!(sm.len(), 1);
+    assert_eq!(apply(&mut sm, 3, 4, del()), Applied::Fresh(OpOutput::Done));
+    assert_eq!(sm.get("k"), "");
+    assert!(sm.is_empty());
+    // A retry of an applied delete does not delete a later write.
+    apply(&mut sm, 4, 1, Op::OpenSession);
+    apply(&mut sm, 4, 2, put("k", "w"));
+    assert_eq!(
+        apply(&mut sm, 3, 4, del()),
+        Applied::Duplicate(OpOutput::Done)
+    );
+    assert_eq!(sm.get("k"), "w");
+}

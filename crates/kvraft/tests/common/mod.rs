@@ -35,7 +35,7 @@ pub mod scenarios;
 pub use oplog::OpLog;
 
 use futures::future::BoxFuture;
-use kvraft::{Clerk, ClerkConfig, KvConfig, KvEnd, KvReply, KvRequest, KvServer, KV_METHOD};
+use kvraft::{Clerk, ClerkConfig, KvConfig, KvEnd, KvReply, KvRequest, KvServer};
 use labrpc::{ClientEnd, Network, Server};
 use linearizability::{check, CheckResult, Operation};
 use raft::{Envelope, NodeId};
@@ -99,9 +99,24 @@ fn run_in(storage: StorageMode, opts: RunOptions, scenario: Scenario) {
     );
 }
 
+/// The labrpc method under which a server serves client requests ([`KvRequest`] in,
+/// [`KvReply`] out), beside Raft's [`RAFT_METHOD`].
+pub const KV_METHOD: &str = "KV.Op";
+
+/// A clerk's plain labrpc end to one server (kvraft itself names no network).
+pub struct LabEnd(pub ClientEnd);
+
+impl KvEnd for LabEnd {
+    fn call(&self, req: &KvRequest) -> BoxFuture<'static, Option<KvReply>> {
+        let end = self.0.clone();
+        let req = req.clone();
+        Box::pin(async move { end.call::<KvRequest, KvReply>(KV_METHOD, &req).await.ok() })
+    }
+}
+
 /// A clerk's end to one server, with latency.
 pub struct TestEnd {
-    end: ClientEnd,
+    end: LabEnd,
     latency: Latency,
     rng: Arc<Mutex<ChaCha8Rng>>,
 }
@@ -420,7 +435,7 @@ impl KvCluster {
                 let end = self.net.make_end(name.clone());
                 self.net.connect(name, &server_name(j));
                 TestEnd {
-                    end,
+                    end: LabEnd(end),
                     latency: self.latency,
                     rng: rng.clone(),
                 }

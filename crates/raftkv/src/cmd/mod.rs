@@ -1,0 +1,6 @@
+//! The subcommands of the `raftkv` binary.
+
+pub mod bench;
+pub mod client;
+pub mod cluster;
+pub mod serve;

@@ -1,0 +1,214 @@
+//! `raftkv`: serve a node, run a local cluster, talk to a cluster, measure it.
+
+mod cmd;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use raftkv::client::ClientConfig;
+use raftkv::config::{parse_node_list, ServeConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "raftkv",
+    version,
+    about = "A replicated key/value store on Raft"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one node.
+    Serve(ServeArgs),
+    /// Run a local cluster of `serve` processes on fixed ports until Ctrl-C.
+    Cluster {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// Where the data directories and logs go.
+        #[arg(long, default_value = ".raftkv-cluster")]
+        dir: PathBuf,
+        /// Ports: peers BASE+id, clients BASE+100+id, HTTP BASE+200+id.
+        #[arg(long, default_value_t = 7000)]
+        base_port: u16,
+    },
+    /// Set KEY to VALUE.
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print KEY's value (empty if it has none).
+    Get {
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Append VALUE to KEY's value.
+    Append {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove KEY.
+    Del {
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Every node's role, term, indices, leader and log size.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start a local 3-node cluster (fsync on) and measure put throughput and latency.
+    Bench(cmd::bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML file of settings; the flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (1, 2, ...).
+    #[arg(long)]
+    id: Option<u64>,
+    /// Every node's peer address: 1=HOST:PORT,2=HOST:PORT,...
+    #[arg(long)]
+    peers: Option<String>,
+    /// Every node's client address (sent to redirected clients): 1=HOST:PORT,...
+    #[arg(long)]
+    clients: Option<String>,
+    /// Where this node serves clients.
+    #[arg(long)]
+    client_addr: Option<String>,
+    /// Where this node serves /metrics and /health over HTTP.
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// The data directory (WAL and snapshots).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The cluster id (every node and client of one cluster must agree).
+    #[arg(long)]
+    cluster_id: Option<u64>,
+}
+
+#[derive(Args, Clone)]
+struct ClientArgs {
+    /// Client addresses of some nodes (default: those `raftkv cluster` starts).
+    #[arg(long, value_delimiter = ',', default_values_t = (1..=3).map(raftkv::default_client_addr))]
+    endpoints: Vec<String>,
+    /// The cluster id.
+    #[arg(long, default_value_t = 1)]
+    cluster_id: u64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+}
+
+impl ClientArgs {
+    fn config(&self) -> anyhow::Result<ClientConfig> {
+        let op_timeout = Duration::try_from_secs_f64(self.timeout).context("bad --timeout")?;
+        Ok(ClientConfig {
+            cluster_id: self.cluster_id,
+            op_timeout,
+            ..ClientConfig::default()
+        })
+    }
+}
+
+fn serve_config(a: ServeArgs) -> anyhow::Result<raftkv::config::Resolved> {
+    let mut c = match &a.config {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    if let Some(id) = a.id {
+        c.id = Some(id);
+    }
+    if let Some(p) = &a.peers {
+        c.set_peers(&parse_node_list(p)?);
+    }
+    if let Some(p) = &a.clients {
+        c.set_clients(&parse_node_list(p)?)?;
+    }
+    if a.client_addr.is_some() {
+        c.client_addr = a.client_addr;
+    }
+    if a.http_addr.is_some() {
+        c.http_addr = a.http_addr;
+    }
+    if a.data_dir.is_some() {
+        c.data_dir = a.data_dir;
+    }
+    if let Some(id) = a.cluster_id {
+        c.cluster_id = id;
+    }
+    Ok(c.resolve()?)
+}
+
+fn init_logs(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes on one line; no backtrace (RUST_BACKTRACE is for bugs).
+            eprintln!("raftkv: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Cluster { .. });
+    init_logs(if serving { "info" } else { "warn" });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => cmd::serve::run(serve_config(a)?).await,
+            Command::Cluster {
+                nodes,
+                dir,
+                base_port,
+            } => cmd::cluster::run(nodes, dir, base_port).await,
+            Command::Put { key, value, client } => {
+                let action = cmd::client::Action::Put(key, value);
+                cmd::client::run(&client.endpoints, client.config()?, action).await
+            }
+            Command::Get { key, client } => {
+                let action = cmd::client::Action::Get(key);
+                cmd::client::run(&client.endpoints, client.config()?, action).await
+            }
+            Command::Append { key, value, client } => {
+                let action = cmd::client::Action::Append(key, value);
+                cmd::client::run(&client.endpoints, client.config()?, action).await
+            }
+            Command::Del { key, client } => {
+                let action = cmd::client::Action::Del(key);
+                cmd::client::run(&client.endpoints, client.config()?, action).await
+            }
+            Command::Status { client } => {
+                cmd::client::status(&client.endpoints, client.config()?).await
+            }
+            Command::Bench(a) => cmd::bench::run(a).await,
+        }
+    })
+}
