@@ -50,6 +50,10 @@ pub struct TransportConfig {
     /// it the server stops reading that connection until one finishes (TCP then pushes
     /// back on the sender).
     pub max_concurrent_requests: usize,
+    /// Inbound connections the peer server holds at once (handshaking or serving); one
+    /// more is closed as soon as it is accepted, so a flood of connections cannot exhaust
+    /// file descriptors or memory.
+    pub max_inbound_connections: usize,
 }
 
 impl TransportConfig {
@@ -57,7 +61,7 @@ impl TransportConfig {
     ///
     /// Defaults: 16 MiB frames, 1024 queued calls per peer, 1 s per call, 1 s to connect,
     /// 2 s for the handshake, backoff from 50 ms up to 2 s, 256 concurrent requests per
-    /// inbound connection.
+    /// inbound connection, 256 inbound connections.
     pub fn new(cluster_id: u64, node_id: NodeId, peers: BTreeMap<NodeId, SocketAddr>) -> Self {
         TransportConfig {
             cluster_id,
@@ -71,6 +75,7 @@ impl TransportConfig {
             backoff_initial: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             max_concurrent_requests: 256,
+            max_inbound_connections: 256,
         }
     }
 
@@ -84,6 +89,9 @@ impl TransportConfig {
         }
         if self.max_concurrent_requests == 0 {
             return Err(ConfigError::Zero("max_concurrent_requests"));
+        }
+        if self.max_inbound_connections == 0 {
+            return Err(ConfigError::Zero("max_inbound_connections"));
         }
         for (name, d) in [
             ("call_timeout", self.call_timeout),

@@ -9,7 +9,9 @@
 //! a peer sends can panic the process.
 
 use crate::config::{ConfigError, TransportConfig};
-use crate::frame::{accept_hello, FrameError, FrameWriter, FramedConn, Hello, Role};
+use crate::frame::{
+    accept_hello, FrameError, FrameWriter, FramedConn, HandshakeError, Hello, Role,
+};
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::future::BoxFuture;
 use raft_core::{Envelope, NodeId};
@@ -42,6 +44,7 @@ struct Ctx {
     /// How long a closing connection waits for its in-flight handler calls.
     grace: Duration,
     max_concurrent: usize,
+    max_connections: usize,
     handler: Handler,
 }
 
@@ -58,6 +61,7 @@ impl PeerServer {
                 handshake_timeout: config.handshake_timeout,
                 grace: config.call_timeout,
                 max_concurrent: config.max_concurrent_requests,
+                max_connections: config.max_inbound_connections,
                 handler,
             }),
         })
@@ -76,6 +80,14 @@ impl PeerServer {
                 a = listener.accept() => a,
             };
             match accepted {
+                Ok((stream, addr)) if conns.len() >= self.ctx.max_connections => {
+                    tracing::warn!(
+                        %addr,
+                        limit = self.ctx.max_connections,
+                        "peer connection refused: too many connections"
+                    );
+                    drop(stream);
+                }
                 Ok((stream, addr)) => {
                     conns.spawn(serve_connection(
                         stream,
@@ -169,6 +181,10 @@ async fn serve_connection(
     };
     let peer = match hello {
         Ok(h) => h.node_id,
+        Err(HandshakeError::Refused { reason }) => {
+            tracing::warn!(%addr, "peer connection refused: {reason}");
+            return;
+        }
         Err(e) => {
             tracing::warn!(%addr, "peer connection refused: {e}");
             return;

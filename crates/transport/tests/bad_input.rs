@@ -285,3 +285,32 @@ async fn framed_closed_parts(mut r: raft_transport::frame::FrameReader<OwnedRead
         Ok(Err(_)) => {}
     }
 }
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_at_once() {
+    let (l2, addr) = listener().await;
+    let peers = BTreeMap::from([(1, "127.0.0.1:9".parse().expect("addr")), (2, addr)]);
+    let mut cfg = config(2, &peers);
+    cfg.max_inbound_connections = 2;
+    // Long enough that only the limit can explain a prompt close.
+    cfg.handshake_timeout = Duration::from_secs(60);
+    let server = Server::start(l2, cfg, echo());
+    let silent_a = TcpStream::connect(addr).await.expect("connect");
+    let silent_b = TcpStream::connect(addr).await.expect("connect");
+    // The server accepts in order: both silent ones hold a slot before the third comes.
+    let third = TcpStream::connect(addr).await.expect("connect");
+    raw_closed(third).await;
+    drop((silent_a, silent_b));
+    // Their slots free up once the server sees them close.
+    let good = TcpTransport::new(config(1, &peers)).expect("valid");
+    let mut served = false;
+    for term in 1..500 {
+        if good.call(2, vote(1, 2, term)).await.is_some() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a good peer is served once slots are free");
+    server.stop().await;
+}
