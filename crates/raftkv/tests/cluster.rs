@@ -219,17 +219,30 @@ async fn after_all_three_stop_and_restart_every_acknowledged_write_is_there() {
     client.append("k0", "+").await.expect("append");
     client.delete("k1").await.expect("delete");
     drop(client);
-    // A graceful stop (SIGTERM) exits 0.
+    // A client keeps appending while the nodes stop: requests in flight fail over or
+    // wait, and nothing acknowledged may be lost.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = RaftKvClient::connect(&c.endpoints(), ClientConfig::default())
+        .await
+        .expect("connect");
+    let load = tokio::spawn(appender(loader, "load".into(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A graceful stop (SIGTERM) exits 0, also with requests in flight.
     for id in 1..=3 {
-        let status = c.terminate(id);
+        let status = tokio::task::block_in_place(|| c.terminate(id));
         assert!(status.success(), "node {id} exited {status}\n{}", c.log(id));
     }
+    stop.store(true, Ordering::Release);
     for id in 1..=3 {
         c.spawn(id);
     }
     c.wait_leader(None, LEADER_WAIT)
         .await
         .expect("a leader after restart");
+    // The appender's last operation completes (or times out) once the cluster is back.
+    let (mut loader, acked) = load.await.expect("load task");
+    assert!(!acked.is_empty(), "the load made progress");
+    check_appends(&loader.get("load").await.expect("get"), &acked);
     let mut client = RaftKvClient::connect(&c.endpoints(), ClientConfig::default())
         .await
         .expect("connect");
