@@ -61,6 +61,9 @@ pub enum ClientError {
     /// No endpoints were given.
     #[error("no endpoints given")]
     NoEndpoints,
+    /// The settings cannot work; the text says why.
+    #[error("unusable client settings: {0}")]
+    Config(String),
     /// The node refused the connection (another cluster, for instance).
     #[error("refused by {addr}: {reason}")]
     Refused {
@@ -236,6 +239,19 @@ impl RaftKvClient {
         if endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
+        // A request at the limits must fit a frame, or it could never be sent (and the
+        // clerk would retry it until the time limit).
+        let needed = config.limits.max_key_bytes + config.limits.max_value_bytes + 256;
+        let room = config
+            .max_frame
+            .saturating_sub(raft_transport::FRAME_OVERHEAD);
+        if needed > room {
+            return Err(ClientError::Config(format!(
+                "max_frame {} leaves {room} bytes for a request, less than the key and value \
+                 limits need ({needed})",
+                config.max_frame
+            )));
+        }
         let config = Arc::new(config);
         let mut members: Vec<Member> = Vec::new();
         let mut last_err = None;
@@ -349,4 +365,25 @@ async fn one_shot(
     tokio::time::timeout(limit, end.request(body))
         .await
         .map_err(|_| ClientError::Timeout(limit))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn limits_that_cannot_fit_a_frame_are_refused() {
+        let config = ClientConfig {
+            max_frame: 64 << 10,
+            ..ClientConfig::default()
+        };
+        let err = RaftKvClient::connect(&["127.0.0.1:1".into()], config)
+            .await
+            .expect_err("1 MiB values cannot fit 64 KiB frames");
+        assert!(matches!(err, ClientError::Config(_)), "{err}");
+        assert!(matches!(
+            RaftKvClient::connect(&[], ClientConfig::default()).await,
+            Err(ClientError::NoEndpoints)
+        ));
+    }
 }

@@ -13,6 +13,20 @@ use std::time::{Duration, Instant};
 
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
+/// The whole answer to `GET path` on a node's HTTP port.
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_writes_and_reads_status_shows_one_leader_and_a_follower_redirects() {
     let c = Cluster::start(3);
@@ -39,6 +53,26 @@ async fn the_cli_writes_and_reads_status_shows_one_leader_and_a_follower_redirec
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    // The HTTP port: health, and metrics that follow the log.
+    let health = http_get(&c.nodes[(leader - 1) as usize].http, "/health").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.contains("role=leader"),
+        "{health}"
+    );
+    let metrics = http_get(&c.nodes[(leader - 1) as usize].http, "/metrics").await;
+    assert!(metrics.contains("raftkv_is_leader 1"), "{metrics}");
+    assert!(metrics.contains("raftkv_commit_index "), "{metrics}");
+    assert!(
+        metrics.contains("raftkv_commit_latency_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("raftkv_storage_write_seconds_count"),
+        "{metrics}"
+    );
+    let missing = http_get(&c.nodes[0].http, "/nothing").await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+
     let o = c.cli(&["status"]);
     let table = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -185,17 +219,30 @@ async fn after_all_three_stop_and_restart_every_acknowledged_write_is_there() {
     client.append("k0", "+").await.expect("append");
     client.delete("k1").await.expect("delete");
     drop(client);
-    // A graceful stop (SIGTERM) exits 0.
+    // A client keeps appending while the nodes stop: requests in flight fail over or
+    // wait, and nothing acknowledged may be lost.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = RaftKvClient::connect(&c.endpoints(), ClientConfig::default())
+        .await
+        .expect("connect");
+    let load = tokio::spawn(appender(loader, "load".into(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A graceful stop (SIGTERM) exits 0, also with requests in flight.
     for id in 1..=3 {
-        let status = c.terminate(id);
+        let status = tokio::task::block_in_place(|| c.terminate(id));
         assert!(status.success(), "node {id} exited {status}\n{}", c.log(id));
     }
+    stop.store(true, Ordering::Release);
     for id in 1..=3 {
         c.spawn(id);
     }
     c.wait_leader(None, LEADER_WAIT)
         .await
         .expect("a leader after restart");
+    // The appender's last operation completes (or times out) once the cluster is back.
+    let (mut loader, acked) = load.await.expect("load task");
+    assert!(!acked.is_empty(), "the load made progress");
+    check_appends(&loader.get("load").await.expect("get"), &acked);
     let mut client = RaftKvClient::connect(&c.endpoints(), ClientConfig::default())
         .await
         .expect("connect");
