@@ -51,6 +51,13 @@ impl MemBackend {
         }
     }
 
+    /// Lets each watcher fall at most `n` revisions behind before it is dropped and
+    /// re-reads from the history (default 1024); for tests of that path.
+    pub fn with_watch_queue(self, n: usize) -> Self {
+        self.lock().hub = WatchHub::new(n);
+        self
+    }
+
     /// Sets the client URLs `MemberList` reports (known once the listener is bound).
     pub fn set_client_urls(&self, urls: Vec<String>) {
         self.lock().client_urls = urls;

@@ -274,6 +274,7 @@ async fn run_watcher<B: EtcdBackend>(
             group = feed.next() => {
                 let Some(group) = group else {
                     // Dropped for falling behind: catch up from the history.
+                    tracing::debug!(watch_id = id, from = next, "watcher fell behind; re-reading history");
                     match backend.watch(next).await {
                         Ok(f) => feed = f,
                         Err(e) => {
