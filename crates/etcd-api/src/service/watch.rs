@@ -47,7 +47,7 @@ impl<B: EtcdBackend> pb::watch_server::Watch for WatchService<B> {
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(128);
-        let stream = Stream_::new(self.backend.clone(), self.config.clone(), tx);
+        let stream = WatchSession::new(self.backend.clone(), self.config.clone(), tx);
         tokio::spawn(stream.run(request.into_inner()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -81,7 +81,7 @@ struct Watcher {
 }
 
 /// One gRPC watch stream and its watchers.
-struct Stream_<B> {
+struct WatchSession<B> {
     backend: Arc<B>,
     config: Arc<ServiceConfig>,
     out: Out,
@@ -89,9 +89,9 @@ struct Stream_<B> {
     next_id: i64,
 }
 
-impl<B: EtcdBackend> Stream_<B> {
+impl<B: EtcdBackend> WatchSession<B> {
     fn new(backend: Arc<B>, config: Arc<ServiceConfig>, out: Out) -> Self {
-        Stream_ {
+        WatchSession {
             backend,
             config,
             out,
