@@ -188,3 +188,54 @@ async fn member_list_status_and_alarms() {
         .unwrap();
     assert!(a.alarms().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_from_lease_and_txn_never_has_two_holders() {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const CLIENTS: usize = 4;
+    const ROUNDS: usize = 10;
+    let server = TestServer::start().await;
+    let holders = Arc::new(AtomicUsize::new(0));
+    let acquired = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for me in 0..CLIENTS {
+        let mut c = server.client().await;
+        let holders = holders.clone();
+        let acquired = acquired.clone();
+        tasks.push(tokio::spawn(async move {
+            let lease = c.lease_grant(30, None).await.unwrap().id();
+            for _ in 0..ROUNDS {
+                // Acquire: create the lock key, attached to my lease, only if it is absent.
+                loop {
+                    let take = Txn::new()
+                        .when([Compare::create_revision("lock", CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(
+                            "lock",
+                            me.to_string(),
+                            Some(PutOptions::new().with_lease(lease)),
+                        )]);
+                    if c.txn(take).await.unwrap().succeeded() {
+                        break;
+                    }
+                    sleep(Duration::from_millis(2)).await;
+                }
+                assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                acquired.fetch_add(1, Ordering::SeqCst);
+                sleep(Duration::from_millis(1)).await;
+                holders.fetch_sub(1, Ordering::SeqCst);
+                // Release only my own lock.
+                let release = Txn::new()
+                    .when([Compare::value("lock", CompareOp::Equal, me.to_string())])
+                    .and_then([TxnOp::delete("lock", None)]);
+                assert!(c.txn(release).await.unwrap().succeeded());
+            }
+            c.lease_revoke(lease).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(acquired.load(Ordering::SeqCst), CLIENTS * ROUNDS);
+}
