@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_core::Stream;
 use tokio::sync::mpsc;
@@ -122,6 +123,9 @@ impl<B: EtcdBackend> WatchSession<B> {
     async fn run(mut self, mut requests: Streaming<pb::WatchRequest>) {
         use pb::watch_request::RequestUnion;
         while let Ok(Some(req)) = requests.message().await {
+            // A watcher that ended by itself (canceled by a compaction while catching up)
+            // must not hold back progress answers, and frees its ID.
+            self.watchers.retain(|_, w| !w.task.is_finished());
             let alive = match req.request_union {
                 Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
                 Some(RequestUnion::CancelRequest(c)) => self.cancel(c.watch_id).await,
@@ -266,7 +270,11 @@ async fn run_watcher<B: EtcdBackend>(
     out: Out,
     delivered: Arc<AtomicI64>,
 ) {
-    let mut ticker = tokio::time::interval(config.progress_notify_interval);
+    // tokio's interval panics on a zero period.
+    let period = config
+        .progress_notify_interval
+        .max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(period);
     ticker.tick().await;
     loop {
         tokio::select! {
