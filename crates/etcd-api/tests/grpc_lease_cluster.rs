@@ -142,30 +142,6 @@ async fn an_expired_lease_deletes_its_keys_at_one_revision() {
     assert_eq!(c.lease_time_to_live(id, None).await.unwrap().ttl(), -1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keep_alive_holds_a_lease_past_its_ttl() {
-    let server = TestServer::start().await;
-    let mut c = server.client().await;
-    let start = Instant::now();
-    let id = c.lease_grant(2, None).await.unwrap().id();
-    c.put("held", "1", Some(PutOptions::new().with_lease(id)))
-        .await
-        .unwrap();
-    let (mut keeper, mut responses) = c.lease_keep_alive(id).await.unwrap();
-    // Renewed every 300 ms, the lease outlives its 2 s TTL (it would take a stall of
-    // 1.7 s between two renewals to lose it).
-    while start.elapsed() < Duration::from_millis(2500) {
-        keeper.keep_alive().await.unwrap();
-        assert_eq!(responses.message().await.unwrap().unwrap().ttl(), 2);
-        sleep(Duration::from_millis(300)).await;
-    }
-    assert_eq!(
-        c.get("held", None).await.unwrap().count(),
-        1,
-        "kept alive past its TTL"
-    );
-}
-
 #[tokio::test]
 async fn member_list_status_and_alarms() {
     let server = TestServer::start().await;
