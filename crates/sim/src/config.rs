@@ -407,6 +407,8 @@ impl SimConfig {
             "core.max_inflight_msgs" => c.max_inflight_msgs = num(key, value)?,
             "core.max_inflight_bytes" => c.max_inflight_bytes = num(key, value)?,
             "core.snapshot_chunk_bytes" => c.snapshot_chunk_bytes = num(key, value)?,
+            "core.pre_vote" => c.pre_vote = num(key, value)?,
+            "core.check_quorum" => c.check_quorum = num(key, value)?,
             "workload.proposals_per_tick" => w.proposals_per_tick = num(key, value)?,
             "workload.leader_bias" => w.leader_bias = num(key, value)?,
             "workload.max_batch" => w.max_batch = num(key, value)?,
