@@ -20,6 +20,16 @@ pub struct CoreConfig {
     pub max_inflight_bytes: usize,
     /// Size of the chunks a snapshot is sent in.
     pub snapshot_chunk_bytes: usize,
+    /// Pre-vote (thesis §9.6): a node whose election timer fires first asks whether it
+    /// could win, without raising its term, and campaigns only after a majority said yes.
+    /// A node that comes back from a partition then no longer forces the cluster into a
+    /// new term.
+    pub pre_vote: bool,
+    /// Check-quorum: a leader that has heard no answer from a majority within an election
+    /// timeout (`election_timeout_min` ticks, checked at the end of each such window) steps
+    /// down, and a node that heard from a leader within `election_timeout_min` ticks
+    /// ignores requests for (pre-)votes (leader stickiness).
+    pub check_quorum: bool,
 }
 
 impl Default for CoreConfig {
@@ -32,6 +42,8 @@ impl Default for CoreConfig {
             max_inflight_msgs: 64,
             max_inflight_bytes: 8 << 20,
             snapshot_chunk_bytes: 256 << 10,
+            pre_vote: true,
+            check_quorum: true,
         }
     }
 }

@@ -100,6 +100,27 @@ pub enum Message {
         /// True once the follower holds the snapshot (or already had everything in it).
         installed: bool,
     },
+    /// A node whose election timer fired asks whether it could win an election (pre-vote,
+    /// thesis §9.6). Neither sending nor receiving it changes anyone's term or vote.
+    /// (The pre-vote kinds come last so that the encoding of the others is unchanged.)
+    PreVote {
+        /// The term the sender would campaign in: its current term plus one. The receiver
+        /// does not adopt it.
+        term: Term,
+        /// Index of the sender's last log entry.
+        last_log_index: Index,
+        /// Term of the sender's last log entry.
+        last_log_term: Term,
+    },
+    /// The answer to `PreVote`.
+    PreVoteResponse {
+        /// When granted, the term of the request (so that the sender can match it to its
+        /// round without adopting anything); when refused, the voter's current term (a
+        /// sender behind it adopts it, as from any other message).
+        term: Term,
+        /// True when the voter would grant a vote in that term.
+        granted: bool,
+    },
 }
 
 /// The largest index, term or byte offset a message may carry. No log comes near it (at a
@@ -135,7 +156,21 @@ impl Message {
                     return bad(format!("last_log_term {last_log_term} exceeds term {term}"));
                 }
             }
-            Message::RequestVoteResponse { .. } => {}
+            Message::PreVote {
+                last_log_index,
+                last_log_term,
+                ..
+            } => {
+                in_range("last_log_index", *last_log_index)?;
+                if *last_log_term >= term {
+                    // The sender's log cannot hold an entry of the term it has not
+                    // campaigned in yet.
+                    return bad(format!(
+                        "pre-vote for term {term} with last_log_term {last_log_term}"
+                    ));
+                }
+            }
+            Message::RequestVoteResponse { .. } | Message::PreVoteResponse { .. } => {}
             Message::AppendEntries {
                 prev_log_index,
                 prev_log_term,
@@ -208,10 +243,24 @@ impl Message {
         match self {
             Message::RequestVote { term, .. }
             | Message::RequestVoteResponse { term, .. }
+            | Message::PreVote { term, .. }
+            | Message::PreVoteResponse { term, .. }
             | Message::AppendEntries { term, .. }
             | Message::AppendEntriesResponse { term, .. }
             | Message::InstallSnapshot { term, .. }
             | Message::InstallSnapshotResponse { term, .. } => *term,
+        }
+    }
+
+    /// True when receiving the message makes a node with a lower term adopt its term.
+    /// A pre-vote request never does, nor does a granted pre-vote (its term is the one
+    /// the requester is about to campaign in, not one anybody holds); a refused pre-vote
+    /// carries the voter's own term, which does.
+    pub fn raises_term(&self) -> bool {
+        match self {
+            Message::PreVote { .. } => false,
+            Message::PreVoteResponse { granted, .. } => !granted,
+            _ => true,
         }
     }
 
@@ -220,6 +269,7 @@ impl Message {
         matches!(
             self,
             Message::RequestVoteResponse { .. }
+                | Message::PreVoteResponse { .. }
                 | Message::AppendEntriesResponse { .. }
                 | Message::InstallSnapshotResponse { .. }
         )

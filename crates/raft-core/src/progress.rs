@@ -193,10 +193,16 @@ impl Progress {
         // the stream is alive. The answer to a heartbeat sent at `matched` does neither;
         // counting it would keep a lost message from ever being resent.
         let inflight_before = self.inflight.len();
-        while self
-            .inflight
-            .front()
-            .is_some_and(|(last, _)| *last <= index)
+        // While a snapshot is sent, the window holds chunks, keyed by byte offsets: a late
+        // answer to an AppendEntries (a log index) must not retire them. (It did: the
+        // window emptied with the transfer unfinished, every chunk answer then looked
+        // stale, and nothing was ever sent to that follower again.)
+        let entries_in_flight = !matches!(self.state, ProgressState::Snapshot { .. });
+        while entries_in_flight
+            && self
+                .inflight
+                .front()
+                .is_some_and(|(last, _)| *last <= index)
         {
             self.inflight.pop_front();
         }

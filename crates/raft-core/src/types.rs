@@ -79,4 +79,8 @@ pub enum Role {
     Candidate,
     /// Replicates its log to everyone else.
     Leader,
+    /// Asks whether it could win an election (pre-vote), still in its old term: it
+    /// campaigns only when a majority answers yes. (Last, so that the encoding of the
+    /// other roles is unchanged.)
+    PreCandidate,
 }

@@ -106,7 +106,25 @@ fn message() -> impl Strategy<Value = Message> {
             installed,
         },
     );
-    prop_oneof![vote, vote_resp, append, append_resp, snap, snap_resp]
+    let pre_vote = (value(), value(), value()).prop_map(|(term, last_log_index, last_log_term)| {
+        Message::PreVote {
+            term,
+            last_log_index,
+            last_log_term,
+        }
+    });
+    let pre_vote_resp = (value(), any::<bool>())
+        .prop_map(|(term, granted)| Message::PreVoteResponse { term, granted });
+    prop_oneof![
+        vote,
+        vote_resp,
+        append,
+        append_resp,
+        snap,
+        snap_resp,
+        pre_vote,
+        pre_vote_resp
+    ]
 }
 
 #[derive(Debug, Clone)]

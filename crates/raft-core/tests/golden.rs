@@ -8,11 +8,12 @@
 //! now (then read the diff before committing it).
 //!
 //! Commands:
-//! - `nodes 1 2 3 [chunk=N] [inflight=N] [heartbeat=N] [msg-bytes=N]` — a fresh cluster;
-//!   every node's election timeout is 10..20 ticks.
+//! - `nodes 1 2 3 [chunk=N] [inflight=N] [heartbeat=N] [msg-bytes=N] [pre-vote=off]
+//!   [check-quorum=off]` — a fresh cluster; every node's election timeout is 10..20 ticks.
 //! - `restart ID [term=N] [log=T,T,...] [snapshot=INDEX@TERM:DATA]` — replaces a node by
 //!   one restored from that state (log terms for indices 1.., or after the snapshot).
-//! - `campaign ID` — ticks the node until it stands for election.
+//! - `campaign ID` — ticks the node until it stands for election (with pre-vote: until it
+//!   asks for pre-votes).
 //! - `tick ID [N]` — N ticks (default 1).
 //! - `propose ID DATA...` — one proposal per word.
 //! - `compact ID INDEX DATA` — the service snapshots through INDEX.
@@ -26,7 +27,7 @@
 use bytes::Bytes;
 use raft_core::{
     CoreConfig, Entry, Envelope, HardState, Message, RaftCore, Ready, RejectHint, RestoredState,
-    SnapshotMeta,
+    Role, SnapshotMeta,
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::{BTreeMap, VecDeque};
@@ -169,6 +170,14 @@ fn fmt_msg(m: &Message) -> String {
         } => format!("RequestVote t{term} last={last_log_index}@{last_log_term}"),
         Message::RequestVoteResponse { term, granted } => {
             format!("Vote t{term} {}", if *granted { "granted" } else { "refused" })
+        }
+        Message::PreVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => format!("PreVote t{term} last={last_log_index}@{last_log_term}"),
+        Message::PreVoteResponse { term, granted } => {
+            format!("PreVoteResp t{term} {}", if *granted { "granted" } else { "refused" })
         }
         Message::AppendEntries {
             term,
@@ -318,6 +327,8 @@ fn run_command(cluster: &mut Option<Cluster>, line: &str) -> String {
             snapshot_chunk_bytes: kv.get("chunk").map_or(1 << 18, |v| num(v) as usize),
             max_inflight_msgs: kv.get("inflight").map_or(64, |v| num(v) as usize),
             max_msg_bytes: kv.get("msg-bytes").map_or(1 << 20, |v| num(v) as usize),
+            pre_vote: kv.get("pre-vote").is_none_or(|v| v != "off"),
+            check_quorum: kv.get("check-quorum").is_none_or(|v| v != "off"),
             ..CoreConfig::default()
         };
         *cluster = Some(Cluster::new(bare.iter().map(|s| num(s)).collect(), cfg));
@@ -362,7 +373,7 @@ fn run_command(cluster: &mut Option<Cluster>, line: &str) -> String {
         "campaign" => {
             let core = c.node(id.expect("campaign ID"));
             let term = core.term();
-            while core.term() == term {
+            while core.term() == term && core.role() != Role::PreCandidate {
                 core.tick();
             }
         }

@@ -25,11 +25,20 @@ fn core_with(id: u64, peers: &[u64], term: u64, vote: Option<u64>, log: Vec<Entr
     RaftCore::new(
         id,
         peers,
-        CoreConfig::default(),
+        classic(),
         restored,
         ChaCha8Rng::seed_from_u64(id),
     )
     .expect("valid core")
+}
+
+/// Figure 2 as written: no pre-vote, no check-quorum (tests/stability.rs covers those).
+fn classic() -> CoreConfig {
+    CoreConfig {
+        pre_vote: false,
+        check_quorum: false,
+        ..CoreConfig::default()
+    }
 }
 
 fn core(id: u64) -> Core {

@@ -20,6 +20,9 @@ fn entry(index: u64, term: u64) -> Entry {
 fn cfg(chunk: usize) -> CoreConfig {
     CoreConfig {
         snapshot_chunk_bytes: chunk,
+        // Classic elections (one RequestVote round): snapshots are under test here.
+        pre_vote: false,
+        check_quorum: false,
         ..CoreConfig::default()
     }
 }

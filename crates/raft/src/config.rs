@@ -45,6 +45,14 @@ pub struct Config {
     /// and waiting for a slow service): the bound on memory when the service applies
     /// slower than clients propose.
     pub max_unapplied_entries: u64,
+    /// Pre-vote: a peer whose election timer fires asks whether it could win before it
+    /// raises its term, so a peer rejoining after a partition does not disrupt the
+    /// cluster (see [`CoreConfig::pre_vote`]).
+    pub pre_vote: bool,
+    /// Check-quorum: a leader that has not heard from a majority within the minimum
+    /// election timeout steps down, and peers that heard from a leader recently ignore
+    /// vote requests (see [`CoreConfig::check_quorum`]).
+    pub check_quorum: bool,
     /// Told the peer's role, term, commit and applied index whenever they change, and
     /// every log write (for drawing a run; see [`Observer`]). `None`: nobody is told.
     pub observer: Option<Observer>,
@@ -66,6 +74,8 @@ impl Default for Config {
             seed: 0,
             command_queue: 4096,
             max_unapplied_entries: 100_000,
+            pre_vote: true,
+            check_quorum: true,
             observer: None,
         }
     }
@@ -101,6 +111,8 @@ impl Config {
             max_inflight_msgs: self.max_inflight_msgs,
             max_inflight_bytes: self.max_inflight_bytes,
             snapshot_chunk_bytes: self.snapshot_chunk_bytes,
+            pre_vote: self.pre_vote,
+            check_quorum: self.check_quorum,
         };
         core.validate()?;
         Ok(core)

@@ -362,11 +362,17 @@ impl SimConfig {
         let w = &mut c.workload;
         w.proposals_per_tick =
             [0.1, w.proposals_per_tick, 2.0 * w.proposals_per_tick][rng.gen_range(0..3)];
+        // Pre-vote and check-quorum (on by default) are each off in one seed of four, so
+        // that the classic election keeps being explored too. Drawn last, so that the
+        // draws above are what they were before these settings existed.
+        let core = &mut c.core;
+        core.pre_vote = core.pre_vote && rng.gen_bool(0.75);
+        core.check_quorum = core.check_quorum && rng.gen_bool(0.75);
         c
     }
 
     /// Sets one setting by name, as `section.field` (`faults.crash`, `network.latency_max_us`,
-    /// `core.max_inflight_msgs`, `workload.proposals_per_tick`) or a top-level field
+    /// `core.max_inflight_msgs`, `core.pre_vote`, `workload.proposals_per_tick`) or a top-level field
     /// (`chaos_steps`, `snapshot_every`, `liveness_bound_ticks`). With `swarm`, several of
     /// these are only the base the per-seed draw scales or replaces.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
@@ -407,6 +413,8 @@ impl SimConfig {
             "core.max_inflight_msgs" => c.max_inflight_msgs = num(key, value)?,
             "core.max_inflight_bytes" => c.max_inflight_bytes = num(key, value)?,
             "core.snapshot_chunk_bytes" => c.snapshot_chunk_bytes = num(key, value)?,
+            "core.pre_vote" => c.pre_vote = num(key, value)?,
+            "core.check_quorum" => c.check_quorum = num(key, value)?,
             "workload.proposals_per_tick" => w.proposals_per_tick = num(key, value)?,
             "workload.leader_bias" => w.leader_bias = num(key, value)?,
             "workload.max_batch" => w.max_batch = num(key, value)?,
@@ -523,12 +531,14 @@ impl fmt::Display for SimConfig {
         )?;
         writeln!(
             f,
-            "core: election {}..={} ticks, heartbeat {} ticks, max_msg_bytes {}, max_inflight_msgs {}",
+            "core: election {}..={} ticks, heartbeat {} ticks, max_msg_bytes {}, max_inflight_msgs {}, pre_vote {}, check_quorum {}",
             c.election_timeout_min,
             c.election_timeout_max,
             c.heartbeat_ticks,
             c.max_msg_bytes,
-            c.max_inflight_msgs
+            c.max_inflight_msgs,
+            c.pre_vote,
+            c.check_quorum
         )?;
         writeln!(
             f,

@@ -85,5 +85,11 @@ pub fn planted_bugs() -> Vec<&'static str> {
     if cfg!(raft_bug = "install-stale-snapshot") {
         v.push("install-stale-snapshot");
     }
+    if cfg!(raft_bug = "pre-vote-raises-term") {
+        v.push("pre-vote-raises-term");
+    }
+    if cfg!(raft_bug = "ignore-check-quorum") {
+        v.push("ignore-check-quorum");
+    }
     v
 }

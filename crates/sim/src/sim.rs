@@ -366,6 +366,7 @@ impl Simulator {
                 self.flush_unsent(node)?;
                 if let Some(core) = self.world.nodes[node].core.as_mut() {
                     core.tick();
+                    self.observe(Observation::Ticked { node })?;
                 }
                 self.after_input(node)
             }
@@ -474,6 +475,7 @@ impl Simulator {
             });
         }
         self.flush_unsent(to)?;
+        let (term, response) = (env.msg.term(), env.msg.is_response());
         let result = match self.world.nodes[to].core.as_mut() {
             Some(core) => core.step(env.from, env.msg),
             None => Ok(()),
@@ -484,6 +486,12 @@ impl Simulator {
                 format!("n{} refused a message from n{}: {e}", env.to, env.from),
             ));
         }
+        self.observe(Observation::Delivered {
+            node: to,
+            from,
+            term,
+            response,
+        })?;
         self.after_input(to)
     }
 

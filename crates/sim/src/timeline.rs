@@ -201,7 +201,9 @@ fn state_change(at: At, node: u64, state: &NodeState, applied: u64) -> StateChan
         node,
         role: match state.role {
             Role::Follower => raft_viz::Role::Follower,
-            Role::Candidate => raft_viz::Role::Candidate,
+            // The timeline has no band of its own for pre-candidates: they ask for votes
+            // too; the term row shows that theirs did not rise.
+            Role::PreCandidate | Role::Candidate => raft_viz::Role::Candidate,
             Role::Leader => raft_viz::Role::Leader,
         },
         term: state.hard.term,

@@ -9,8 +9,10 @@ use std::fmt;
 /// A compact, copyable summary of a protocol message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsgSummary {
-    /// `RequestVote`.
+    /// `RequestVote`, or `PreVote` when `pre`.
     Vote {
+        /// A pre-vote (which changes no term).
+        pre: bool,
         /// Candidate's term.
         term: Term,
         /// Candidate's last log index.
@@ -18,8 +20,10 @@ pub enum MsgSummary {
         /// Candidate's last log term.
         last_term: Term,
     },
-    /// `RequestVoteResponse`.
+    /// `RequestVoteResponse`, or `PreVoteResponse` when `pre`.
     VoteResp {
+        /// An answer to a pre-vote.
+        pre: bool,
         /// Voter's term.
         term: Term,
         /// Whether the vote was granted.
@@ -85,11 +89,28 @@ impl From<&Message> for MsgSummary {
                 last_log_index,
                 last_log_term,
             } => MsgSummary::Vote {
+                pre: false,
                 term: *term,
                 last_index: *last_log_index,
                 last_term: *last_log_term,
             },
             Message::RequestVoteResponse { term, granted } => MsgSummary::VoteResp {
+                pre: false,
+                term: *term,
+                granted: *granted,
+            },
+            Message::PreVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => MsgSummary::Vote {
+                pre: true,
+                term: *term,
+                last_index: *last_log_index,
+                last_term: *last_log_term,
+            },
+            Message::PreVoteResponse { term, granted } => MsgSummary::VoteResp {
+                pre: true,
                 term: *term,
                 granted: *granted,
             },
@@ -150,13 +171,18 @@ impl fmt::Display for MsgSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             MsgSummary::Vote {
+                pre,
                 term,
                 last_index,
                 last_term,
-            } => write!(f, "RequestVote(t{term} last {last_index}@{last_term})"),
-            MsgSummary::VoteResp { term, granted } => {
+            } => {
+                let kind = if pre { "PreVote" } else { "RequestVote" };
+                write!(f, "{kind}(t{term} last {last_index}@{last_term})")
+            }
+            MsgSummary::VoteResp { pre, term, granted } => {
                 let g = if granted { "granted" } else { "refused" };
-                write!(f, "Vote(t{term} {g})")
+                let kind = if pre { "PreVoteResp" } else { "Vote" };
+                write!(f, "{kind}(t{term} {g})")
             }
             MsgSummary::Append {
                 term,
@@ -278,6 +304,7 @@ impl fmt::Display for NodeState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let role = match self.role {
             Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
             Role::Candidate => "candidate",
             Role::Leader => "LEADER",
         };

@@ -34,6 +34,7 @@ impl<R: RngCore> RaftCore<R> {
         self.leader = leader;
         self.votes.clear();
         self.progress.clear();
+        self.recent_active.clear();
         self.broadcast_pending = false;
     }
 
@@ -66,6 +67,9 @@ impl<R: RngCore> RaftCore<R> {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.heartbeat_elapsed = 0;
+        // From here on the election timer counts check-quorum windows.
+        self.election_elapsed = 0;
+        self.recent_active.clear();
         self.votes.clear();
         let next = self.log.last_index() + 1;
         self.progress = self

@@ -1,12 +1,15 @@
 //! The protocol state machine: Figure 2 of the extended Raft paper, driven by events.
 //!
 //! This module holds the state, the inputs and the [`Ready`] hand-over; the rules live in
-//! one submodule per concern: [`election`], [`follower`] (receiving entries and
-//! snapshots), [`leader`] (sending them, flow control, commit).
+//! one submodule per concern: [`election`], [`prevote`], [`check_quorum`] (and leader
+//! stickiness), [`follower`] (receiving entries and snapshots), [`leader`] (sending them,
+//! flow control, commit).
 
+mod check_quorum;
 mod election;
 mod follower;
 mod leader;
+mod prevote;
 
 use crate::config::CoreConfig;
 use crate::log::RaftLog;
@@ -40,8 +43,11 @@ pub struct RaftCore<R: RngCore> {
     election_elapsed: u32,
     election_timeout: u32,
     heartbeat_elapsed: u32,
+    /// Votes (or pre-votes) received in the current round.
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
+    /// Check-quorum: the peers that answered this leader in the current window.
+    recent_active: BTreeSet<NodeId>,
 
     // Output not yet handed to the driver.
     hard_dirty: bool,
@@ -104,6 +110,7 @@ impl<R: RngCore> RaftCore<R> {
             heartbeat_elapsed: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
+            recent_active: BTreeSet::new(),
             hard_dirty: false,
             stable_last,
             pending_truncate: None,
@@ -171,16 +178,19 @@ impl<R: RngCore> RaftCore<R> {
     pub fn tick(&mut self) {
         match self.role {
             Role::Leader => {
+                if !self.tick_check_quorum() {
+                    return;
+                }
                 self.heartbeat_elapsed += 1;
                 if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
                     self.heartbeat_elapsed = 0;
                     self.heartbeat();
                 }
             }
-            Role::Follower | Role::Candidate => {
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
                 self.election_elapsed += 1;
                 if self.election_elapsed >= self.election_timeout {
-                    self.campaign();
+                    self.start_election();
                 }
             }
         }
@@ -252,11 +262,15 @@ impl<R: RngCore> RaftCore<R> {
         }
         msg.validate()?;
         self.check_response_bounds(&msg)?;
+        if self.ignores_vote_request(&msg) {
+            return Ok(());
+        }
         let term = msg.term();
-        if term > self.hard.term {
+        if term > self.hard.term && msg.raises_term() {
             let leader = matches!(msg, Message::AppendEntries { .. }).then_some(from);
             self.become_follower(term, leader);
         }
+        self.note_active(from, &msg);
         match msg {
             Message::RequestVote {
                 term,
@@ -268,6 +282,18 @@ impl<R: RngCore> RaftCore<R> {
             }
             Message::RequestVoteResponse { term, granted } => {
                 self.on_vote_response(from, term, granted);
+                Ok(())
+            }
+            Message::PreVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => {
+                self.on_pre_vote(from, term, last_log_index, last_log_term);
+                Ok(())
+            }
+            Message::PreVoteResponse { term, granted } => {
+                self.on_pre_vote_response(from, term, granted);
                 Ok(())
             }
             Message::AppendEntries {

@@ -9,6 +9,7 @@
 
 mod flow;
 mod safety;
+mod stability;
 
 use safety::{
     CommitMonotonic, Durability, ElectionSafety, LeaderAppendOnly, LeaderCompleteness, LogMatching,
@@ -104,6 +105,24 @@ pub enum Observation<'a> {
         /// Node index.
         node: usize,
     },
+    /// A node's core counted one tick (its state is as the tick left it; its `Ready` is
+    /// handled next).
+    Ticked {
+        /// Node index.
+        node: usize,
+    },
+    /// A node's core stepped a message (its state is as the message left it; its
+    /// `Ready` is handled next).
+    Delivered {
+        /// Node index of the receiver.
+        node: usize,
+        /// Node index of the sender.
+        from: usize,
+        /// The message's term.
+        term: Term,
+        /// Whether the message answers a request.
+        response: bool,
+    },
 }
 
 /// A safety property checked against every observation.
@@ -167,11 +186,17 @@ pub enum InvariantKind {
     /// One snapshot transfer sends a small multiple of the snapshot's size in chunks,
     /// plus what faults on its link account for.
     SnapshotTraffic,
+    /// Every term a node holds was first reached by some node's campaign (a pre-vote
+    /// raises no term).
+    TermOrigin,
+    /// With check-quorum, a leader that no majority answered for two windows of
+    /// `election_timeout_min` of its ticks has stepped down.
+    QuorumContact,
 }
 
 impl InvariantKind {
     /// Every built-in invariant.
-    pub const ALL: [InvariantKind; 10] = [
+    pub const ALL: [InvariantKind; 12] = [
         InvariantKind::ElectionSafety,
         InvariantKind::LeaderAppendOnly,
         InvariantKind::LogMatching,
@@ -182,6 +207,8 @@ impl InvariantKind {
         InvariantKind::PersistedState,
         InvariantKind::FlowWindow,
         InvariantKind::SnapshotTraffic,
+        InvariantKind::TermOrigin,
+        InvariantKind::QuorumContact,
     ];
 
     /// The invariant's name.
@@ -197,6 +224,8 @@ impl InvariantKind {
             InvariantKind::PersistedState => "persisted-state",
             InvariantKind::FlowWindow => "flow-window",
             InvariantKind::SnapshotTraffic => "snapshot-traffic",
+            InvariantKind::TermOrigin => "term-origin",
+            InvariantKind::QuorumContact => "quorum-contact",
         }
     }
 
@@ -226,6 +255,8 @@ impl InvariantKind {
             InvariantKind::PersistedState => Box::new(PersistedState),
             InvariantKind::FlowWindow => Box::new(flow::FlowWindow::new(cfg)),
             InvariantKind::SnapshotTraffic => Box::new(flow::SnapshotTraffic::new(cfg, nodes)),
+            InvariantKind::TermOrigin => Box::new(stability::TermOrigin::default()),
+            InvariantKind::QuorumContact => Box::new(stability::QuorumContact::new(cfg, nodes)),
         }
     }
 }

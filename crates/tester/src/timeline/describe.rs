@@ -25,6 +25,25 @@ pub(crate) fn describe(m: &Message) -> Described {
             0,
             format!("RequestVote t{term} last {last_log_index}@{last_log_term}"),
         ),
+        Message::PreVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => (
+            MsgKind::Vote,
+            *last_log_index,
+            0,
+            format!("PreVote for t{term} last {last_log_index}@{last_log_term}"),
+        ),
+        Message::PreVoteResponse { term, granted } => (
+            MsgKind::VoteResp,
+            0,
+            0,
+            format!(
+                "PreVote reply t{term} {}",
+                if *granted { "granted" } else { "refused" }
+            ),
+        ),
         Message::RequestVoteResponse { term, granted } => (
             MsgKind::VoteResp,
             0,

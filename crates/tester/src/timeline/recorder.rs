@@ -138,7 +138,9 @@ impl Recorder {
                     node,
                     role: match role {
                         Role::Follower => raft_viz::Role::Follower,
-                        Role::Candidate => raft_viz::Role::Candidate,
+                        // The timeline has no band of its own for pre-candidates,
+                        // as in the simulator's pages: they are drawn as candidates.
+                        Role::PreCandidate | Role::Candidate => raft_viz::Role::Candidate,
                         Role::Leader => raft_viz::Role::Leader,
                     },
                     term: *term,
