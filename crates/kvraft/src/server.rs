@@ -121,11 +121,20 @@ struct Waiter {
     tx: oneshot::Sender<KvReply>,
 }
 
+/// A get waiting for the state machine to reach its read index.
+struct ReadWaiter {
+    index: Index,
+    key: String,
+    tx: oneshot::Sender<String>,
+}
+
 /// What request handlers and the apply task share.
 #[derive(Default)]
 struct Shared {
     waiters: BTreeMap<u64, Waiter>,
     next_waiter: u64,
+    /// Gets with their read index, answered by the apply task once it has applied it.
+    reads: Vec<ReadWaiter>,
     stats: ServerStats,
     /// The applied state, copied after every batch (for the `get-local` planted bug only).
     #[cfg(kv_bug = "get-local")]
@@ -156,6 +165,8 @@ struct Inner {
     shared: Mutex<Shared>,
     killed: AtomicBool,
     stop: Notify,
+    /// Wakes the apply task when a get is queued in `Shared::reads`.
+    read_wake: Notify,
     /// The clock's origin: the tokio instant the server started and its reading then.
     clock: (Instant, u64),
 }
@@ -170,6 +181,7 @@ impl Inner {
             shared: Mutex::new(Shared::default()),
             killed: AtomicBool::new(false),
             stop: Notify::new(),
+            read_wake: Notify::new(),
             clock: (Instant::now(), origin),
         }
     }
@@ -260,12 +272,15 @@ impl KvServer {
         self.inner.lock().stats
     }
 
-    /// Serves one client request: checks it, proposes it through Raft, and answers once
-    /// it has been applied (with its result, or the result of its first application if
-    /// it is a retry). Answers an error instead when the request is invalid, this
-    /// replica is not the leader, it loses leadership or changes term while the request
-    /// waits, another entry is applied at the request's index, the request waits longer
-    /// than [`KvConfig::op_timeout`], or the server is killed.
+    /// Serves one client request. A write (or session opening) is proposed through Raft
+    /// and answered once applied (with its result, or the result of its first application
+    /// if it is a retry). A get does not touch the log: the server asks Raft for a read
+    /// index ([`Raft::read_index`], forwarded to the leader when this replica follows),
+    /// waits until it has applied that index, and reads its own state. Answers an error
+    /// instead when the request is invalid, this replica is not the leader (for a write)
+    /// or knows no leader (for a get), it loses leadership or changes term while the
+    /// request waits, another entry is applied at the request's index, the request waits
+    /// longer than [`KvConfig::op_timeout`], or the server is killed.
     pub async fn handle(&self, req: KvRequest) -> KvReply {
         let inner = &self.inner;
         if self.killed() {
@@ -275,10 +290,13 @@ impl KvServer {
         #[cfg(kv_bug = "get-local")]
         if let crate::Op::Get { key } = &req.op {
             // The planted bug `get-local`: a server that believes it leads answers a get
-            // from its own applied state, without going through the log.
+            // from its own applied state, without confirming its leadership first.
             if inner.raft.state().1 {
                 return Ok(OpOutput::Value(inner.lock().local.get(key).to_owned()));
             }
+        }
+        if let crate::Op::Get { key } = &req.op {
+            return self.read(key.clone()).await;
         }
         let cmd = LogCommand {
             stamp_ms: inner.now_ms(),
@@ -334,6 +352,32 @@ impl KvServer {
         match tokio::time::timeout(inner.config.op_timeout, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(ServerError::ShuttingDown),
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+
+    /// A linearizable get without the log: read index, wait to apply it, read.
+    async fn read(&self, key: String) -> KvReply {
+        let inner = &self.inner;
+        let work = async {
+            let index = inner.raft.read_index().await.map_err(|e| match e {
+                RaftError::NotLeader { leader } => ServerError::WrongLeader {
+                    leader_hint: leader,
+                },
+                RaftError::LeadershipLost => ServerError::WrongLeader { leader_hint: None },
+                RaftError::Timeout => ServerError::Timeout,
+                RaftError::Killed => ServerError::ShuttingDown,
+                other => ServerError::Internal(other.to_string()),
+            })?;
+            let (tx, rx) = oneshot::channel();
+            inner.lock().reads.push(ReadWaiter { index, key, tx });
+            inner.read_wake.notify_one();
+            rx.await
+                .map(OpOutput::Value)
+                .map_err(|_| ServerError::ShuttingDown)
+        };
+        match tokio::time::timeout(inner.config.op_timeout, work).await {
+            Ok(reply) => reply,
             Err(_) => Err(ServerError::Timeout),
         }
     }
@@ -411,12 +455,36 @@ async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
                 }
                 maybe_snapshot(&inner, &sm, &mut last_snapshot).await;
             }
+            _ = inner.read_wake.notified() => {}
             _ = tokio::time::sleep_until(next_check) => {}
         }
+        answer_reads(&inner, &sm);
     }
     inner
         .lock()
         .answer(|_| Some(Err(ServerError::ShuttingDown)));
+}
+
+/// Answers the gets whose read index has been applied, from the current state (which may
+/// be later than the read index: still linearizable, as everything applied is committed).
+/// Gets whose handler gave up are dropped.
+fn answer_reads(inner: &Inner, sm: &KvStateMachine) {
+    let ready = {
+        let mut s = inner.lock();
+        if s.reads.is_empty() {
+            return;
+        }
+        let applied = s.stats.last_applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut s.reads)
+            .into_iter()
+            .filter(|r| !r.tx.is_closed())
+            .partition(|r| r.index <= applied);
+        s.reads = waiting;
+        ready
+    };
+    for r in ready {
+        let _ = r.tx.send(sm.get(&r.key).to_owned());
+    }
 }
 
 /// Applies one message; false if a snapshot could not be decoded.
@@ -481,6 +549,20 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
                             .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
                     });
                 }
+            }
+            true
+        }
+        ApplyMsg::NoOp { index, .. } => {
+            // The leader's empty entry (see `Raft::read_index`): nothing to apply, but it
+            // holds its index, so a write waiting there lost its place.
+            let mut s = inner.lock();
+            if index > s.stats.last_applied {
+                s.stats.last_applied = index;
+                s.answer(|w| {
+                    w.placed
+                        .is_some_and(|(i, _)| i <= index)
+                        .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
+                });
             }
             true
         }

@@ -563,6 +563,7 @@ impl Simulator {
             messages,
             restore,
             committed,
+            ..
         } = ready;
         if hard_state.is_some()
             || snapshot.is_some()

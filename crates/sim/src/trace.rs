@@ -75,6 +75,36 @@ pub enum MsgSummary {
         /// Installed.
         installed: bool,
     },
+    /// `ReadHeartbeat` (a read round).
+    ReadBeat {
+        /// Leader's term.
+        term: Term,
+        /// The round.
+        round: u64,
+    },
+    /// `ReadHeartbeatResponse`.
+    ReadBeatResp {
+        /// Follower's term.
+        term: Term,
+        /// The round answered.
+        round: u64,
+    },
+    /// `ReadIndex` (a forwarded read).
+    ReadFwd {
+        /// Follower's term.
+        term: Term,
+        /// The read's identifier.
+        ctx: u64,
+    },
+    /// `ReadIndexResponse`.
+    ReadFwdResp {
+        /// Sender's term.
+        term: Term,
+        /// The read's identifier.
+        ctx: u64,
+        /// The read index, or `None` when refused.
+        index: Option<Index>,
+    },
 }
 
 impl From<&Message> for MsgSummary {
@@ -141,6 +171,23 @@ impl From<&Message> for MsgSummary {
                 offset: *offset,
                 next_offset: *next_offset,
                 installed: *installed,
+            },
+            Message::ReadHeartbeat { term, ctx } => MsgSummary::ReadBeat {
+                term: *term,
+                round: *ctx,
+            },
+            Message::ReadHeartbeatResponse { term, ctx } => MsgSummary::ReadBeatResp {
+                term: *term,
+                round: *ctx,
+            },
+            Message::ReadIndex { term, ctx } => MsgSummary::ReadFwd {
+                term: *term,
+                ctx: *ctx,
+            },
+            Message::ReadIndexResponse { term, ctx, index } => MsgSummary::ReadFwdResp {
+                term: *term,
+                ctx: *ctx,
+                index: *index,
             },
         }
     }
@@ -231,6 +278,15 @@ impl fmt::Display for MsgSummary {
                     format!("next byte {next_offset}")
                 }
             ),
+            MsgSummary::ReadBeat { term, round } => write!(f, "ReadHeartbeat(t{term} #{round})"),
+            MsgSummary::ReadBeatResp { term, round } => {
+                write!(f, "ReadHeartbeatAck(t{term} #{round})")
+            }
+            MsgSummary::ReadFwd { term, ctx } => write!(f, "ReadIndex(t{term} r{ctx})"),
+            MsgSummary::ReadFwdResp { term, ctx, index } => match index {
+                Some(i) => write!(f, "ReadIndexOk(t{term} r{ctx} at {i})"),
+                None => write!(f, "ReadIndexRefused(t{term} r{ctx})"),
+            },
         }
     }
 }
