@@ -399,3 +399,37 @@ fn empty_commands_and_bad_read_messages_are_refused() {
     }
     .is_response());
 }
+
+#[test]
+fn an_answer_to_an_older_terms_round_confirms_nothing() {
+    // Leader 1 of term 1 reaches round 5; node 3 then moves to term 2 and node 1, restarted,
+    // leads term 2 and starts its rounds from 1 again. A late heartbeat of the old round
+    // 5 reaching node 3 is answered in term 2 — and must not confirm round 5 of term 2.
+    let mut net = settled();
+    let old_term = net.node(1).term();
+    net.node(3)
+        .step(
+            2,
+            Message::RequestVote {
+                term: old_term + 1,
+                last_log_index: 1,
+                last_log_term: old_term,
+            },
+        )
+        .expect("step");
+    net.ready(3);
+    net.queue.clear();
+    let late = Message::ReadHeartbeat {
+        term: old_term,
+        ctx: 5,
+    };
+    net.node(3).step(1, late).expect("step");
+    let ready = net.ready(3);
+    assert_eq!(
+        ready.messages[0].msg,
+        Message::ReadHeartbeatResponse {
+            term: old_term + 1,
+            ctx: 0
+        }
+    );
+}

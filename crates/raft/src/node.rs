@@ -20,6 +20,12 @@ use tokio::time::MissedTickBehavior;
 
 type ReplyTx = oneshot::Sender<Option<Envelope>>;
 
+/// Raft instances created in this process: the high half of their read ids, so that a
+/// late answer to a forwarded read of a killed instance can never match a read of its
+/// restarted successor (see `RaftCore::read_index`). Across processes, the old
+/// connections and what was in flight on them are gone with the old process.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
 /// Commands handled in one turn of the event loop before time is looked at again.
 const MAX_COMMANDS_PER_TURN: usize = 256;
 /// Committed entries handed to the apply channel in one turn.
@@ -96,7 +102,7 @@ impl Raft {
             max_calls,
             max_unapplied: config.max_unapplied_entries,
             reads: BTreeMap::new(),
-            next_read: 0,
+            next_read: INSTANCES.fetch_add(1, Ordering::Relaxed) << 32,
         };
         actor.publish();
         let published_for_panic = published.clone();

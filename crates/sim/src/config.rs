@@ -138,6 +138,9 @@ pub struct WorkloadConfig {
     pub leader_bias: f64,
     /// Commands per proposal event: 1 to this many.
     pub max_batch: u32,
+    /// Mean number of linearizable reads (ReadIndex) per tick, sent to the leader or a
+    /// random node like proposals.
+    pub reads_per_tick: f64,
 }
 
 impl Default for SimConfig {
@@ -215,6 +218,7 @@ impl Default for WorkloadConfig {
             proposals_per_tick: 0.5,
             leader_bias: 0.8,
             max_batch: 3,
+            reads_per_tick: 0.3,
         }
     }
 }
@@ -263,6 +267,12 @@ impl SimConfig {
             return bad(format!(
                 "proposals_per_tick must be in [0, 1000], not {}",
                 w.proposals_per_tick
+            ));
+        }
+        if !(0.0..=1000.0).contains(&w.reads_per_tick) {
+            return bad(format!(
+                "reads_per_tick must be in [0, 1000], not {}",
+                w.reads_per_tick
             ));
         }
         if w.max_batch == 0 {
@@ -410,6 +420,7 @@ impl SimConfig {
             "workload.proposals_per_tick" => w.proposals_per_tick = num(key, value)?,
             "workload.leader_bias" => w.leader_bias = num(key, value)?,
             "workload.max_batch" => w.max_batch = num(key, value)?,
+            "workload.reads_per_tick" => w.reads_per_tick = num(key, value)?,
             "faults.partition_kinds" => {
                 let mut kinds = Vec::new();
                 for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -488,6 +499,7 @@ impl SimConfig {
             ),
             ("workload.leader_bias", w.leader_bias.to_string()),
             ("workload.max_batch", w.max_batch.to_string()),
+            ("workload.reads_per_tick", w.reads_per_tick.to_string()),
         ];
         for (k, v) in sets {
             out.push_str(&format!(" --set {k}={v}"));
@@ -554,8 +566,8 @@ impl fmt::Display for SimConfig {
         )?;
         write!(
             f,
-            "workload: {:.2} proposals/tick, leader bias {:.2}, batch <= {}; snapshot every {} applied entries (chunks of {} bytes)",
-            w.proposals_per_tick, w.leader_bias, w.max_batch, self.snapshot_every, c.snapshot_chunk_bytes
+            "workload: {:.2} proposals/tick, {:.2} reads/tick, leader bias {:.2}, batch <= {}; snapshot every {} applied entries (chunks of {} bytes)",
+            w.proposals_per_tick, w.reads_per_tick, w.leader_bias, w.max_batch, self.snapshot_every, c.snapshot_chunk_bytes
         )?;
         if !self.disabled_invariants.is_empty() {
             write!(f, "\ndisabled invariants: {:?}", self.disabled_invariants)?;

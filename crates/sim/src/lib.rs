@@ -55,8 +55,8 @@ pub use crate::sim::{decode_cmd, encode_cmd, Counters, FaultCounts, Outcome, Run
 pub use crate::storage::Storage;
 pub use crate::timeline::{record_timeline, timeline_html};
 pub use crate::trace::{
-    Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadySummary, Trace, TraceKind,
-    TraceMode, TraceRecord,
+    Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadStage, ReadySummary, Trace,
+    TraceKind, TraceMode, TraceRecord,
 };
 pub use crate::world::{
     decode_snapshot, digest_step, encode_snapshot, Chosen, Core, Ledger, Recorded, SimNode, World,
@@ -84,6 +84,12 @@ pub fn planted_bugs() -> Vec<&'static str> {
     }
     if cfg!(raft_bug = "install-stale-snapshot") {
         v.push("install-stale-snapshot");
+    }
+    if cfg!(raft_bug = "read-without-heartbeat") {
+        v.push("read-without-heartbeat");
+    }
+    if cfg!(raft_bug = "read-before-noop") {
+        v.push("read-before-noop");
     }
     v
 }

@@ -291,6 +291,30 @@ impl fmt::Display for MsgSummary {
     }
 }
 
+/// The stages of a simulated client's read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStage {
+    /// Asked for; `must_see` is the highest index known committed at that moment.
+    Asked {
+        /// Every write up to it must be visible to the read.
+        must_see: Index,
+    },
+    /// The node refused at once (no leader known, or down).
+    Refused,
+    /// The core confirmed it with this read index.
+    Confirmed {
+        /// The read index.
+        index: Index,
+    },
+    /// Answered from the state machine at this applied index.
+    Answered {
+        /// The applied index the answer reflects.
+        applied: Index,
+    },
+    /// Given up by the core.
+    Failed,
+}
+
 /// What a message fault did to a message at send time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
@@ -463,6 +487,15 @@ pub enum TraceKind {
         /// Outcome.
         result: ProposeResult,
     },
+    /// A client's linearizable read (ReadIndex), at one of its stages.
+    Read {
+        /// Node asked.
+        node: NodeId,
+        /// Read id.
+        ctx: u64,
+        /// What happened to it.
+        stage: ReadStage,
+    },
     /// A node carried out a `Ready`.
     Ready {
         /// The node.
@@ -561,6 +594,25 @@ impl fmt::Display for TraceRecord {
                     write!(f, "n{node} client proposes c{cmd}: not leader")
                 }
                 ProposeResult::Down => write!(f, "n{node} client proposes c{cmd}: node down"),
+            },
+            TraceKind::Read { node, ctx, stage } => match stage {
+                ReadStage::Asked { must_see } => {
+                    write!(
+                        f,
+                        "n{node} client reads r{ctx} (committed so far: {must_see})"
+                    )
+                }
+                ReadStage::Refused => write!(f, "n{node} client reads r{ctx}: refused"),
+                ReadStage::Confirmed { index } => {
+                    write!(f, "   n{node} read r{ctx} confirmed at read index {index}")
+                }
+                ReadStage::Answered { applied } => {
+                    write!(
+                        f,
+                        "   n{node} answers read r{ctx} from applied index {applied}"
+                    )
+                }
+                ReadStage::Failed => write!(f, "   n{node} read r{ctx} failed"),
             },
             TraceKind::Ready { node, ready } => write!(f, "   n{node} {ready}"),
             TraceKind::State { node, state } => write!(f, "   n{node} is {state}"),

@@ -11,8 +11,10 @@ use bytes::Bytes;
 use rand_core::RngCore;
 
 impl<R: RngCore> RaftCore<R> {
-    /// Asks for a linearizable read, identified by `ctx` (any value the caller chooses,
-    /// unique among its reads in flight).
+    /// Asks for a linearizable read, identified by `ctx`: any value the caller chooses,
+    /// unique among this node's reads, including those of its earlier incarnations whose
+    /// answers may still be on the network (a late answer to a forwarded read of a
+    /// previous life with the same `ctx` would be taken for this one).
     ///
     /// On the leader, the read is confirmed by the next round of
     /// [`Message::ReadHeartbeat`] acknowledged by a majority, after an entry of the
@@ -167,9 +169,16 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     pub(super) fn on_read_heartbeat(&mut self, from: NodeId, term: Term, ctx: u64) {
-        if term >= self.hard.term {
+        // A heartbeat of an older term is answered in this node's term, which may be the
+        // term of a newer leader: echoing its round would let that leader count it as an
+        // acknowledgement of its own round with the same number (a leader restarted into a
+        // new term numbers its rounds from 1 again). Round 0 confirms nothing.
+        let ctx = if term == self.hard.term {
             self.heard_from_leader(from, term);
-        }
+            ctx
+        } else {
+            0
+        };
         let term = self.hard.term;
         self.send(from, Message::ReadHeartbeatResponse { term, ctx });
     }

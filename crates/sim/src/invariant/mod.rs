@@ -8,6 +8,7 @@
 //! it with their `_ => Ok(())` arm).
 
 mod flow;
+mod reads;
 mod safety;
 
 use safety::{
@@ -104,6 +105,27 @@ pub enum Observation<'a> {
         /// Node index.
         node: usize,
     },
+    /// A client asked `node` for a linearizable read, identified by `ctx`.
+    ReadStarted {
+        /// Node index.
+        node: usize,
+        /// The read's id.
+        ctx: u64,
+    },
+    /// `node` answered read `ctx` from its state machine at index `applied`.
+    ReadAnswered {
+        /// Node index.
+        node: usize,
+        /// The read's id.
+        ctx: u64,
+        /// The applied index the answer reflects.
+        applied: Index,
+    },
+    /// Read `ctx` will not be answered (refused, failed, or its node crashed).
+    ReadFailed {
+        /// The read's id.
+        ctx: u64,
+    },
 }
 
 /// A safety property checked against every observation.
@@ -167,11 +189,14 @@ pub enum InvariantKind {
     /// One snapshot transfer sends a small multiple of the snapshot's size in chunks,
     /// plus what faults on its link account for.
     SnapshotTraffic,
+    /// A read reflects every write committed before it began and nothing uncommitted
+    /// when it was answered.
+    LinearizableRead,
 }
 
 impl InvariantKind {
     /// Every built-in invariant.
-    pub const ALL: [InvariantKind; 10] = [
+    pub const ALL: [InvariantKind; 11] = [
         InvariantKind::ElectionSafety,
         InvariantKind::LeaderAppendOnly,
         InvariantKind::LogMatching,
@@ -182,6 +207,7 @@ impl InvariantKind {
         InvariantKind::PersistedState,
         InvariantKind::FlowWindow,
         InvariantKind::SnapshotTraffic,
+        InvariantKind::LinearizableRead,
     ];
 
     /// The invariant's name.
@@ -197,6 +223,7 @@ impl InvariantKind {
             InvariantKind::PersistedState => "persisted-state",
             InvariantKind::FlowWindow => "flow-window",
             InvariantKind::SnapshotTraffic => "snapshot-traffic",
+            InvariantKind::LinearizableRead => "linearizable-read",
         }
     }
 
@@ -226,6 +253,7 @@ impl InvariantKind {
             InvariantKind::PersistedState => Box::new(PersistedState),
             InvariantKind::FlowWindow => Box::new(flow::FlowWindow::new(cfg)),
             InvariantKind::SnapshotTraffic => Box::new(flow::SnapshotTraffic::new(cfg, nodes)),
+            InvariantKind::LinearizableRead => Box::new(reads::LinearizableRead::default()),
         }
     }
 }

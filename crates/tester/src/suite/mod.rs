@@ -4,6 +4,7 @@
 pub mod agreement;
 pub mod election;
 pub mod persistence;
+pub mod reads;
 pub mod snapshot;
 
 use crate::runner::Scenario;
@@ -24,5 +25,6 @@ pub fn all() -> Vec<Test> {
     tests.extend(agreement::tests());
     tests.extend(persistence::tests());
     tests.extend(snapshot::tests());
+    tests.extend(reads::tests());
     tests
 }
