@@ -303,6 +303,7 @@ fn history(seed: u64) -> String {
         partitions: true,
         maxraftstate: Some(1000),
         randomkeys: true,
+        read_heavy: false,
     };
     block_on(Mode::Virtual, s::generic_rounds(opts, "determinism", g, 1))
 }
