@@ -57,13 +57,12 @@ async fn client_loop(
     cli: usize,
     mut ck: TestClerk,
     done: Arc<AtomicBool>,
-    nclients: usize,
-    randomkeys: bool,
-    read_heavy: bool,
+    g: Generic,
     seed: u64,
     test_seed: u64,
 ) -> usize {
-    let write_permille = if read_heavy { 50 } else { 500 };
+    let (nclients, randomkeys) = (g.nclients, g.randomkeys);
+    let write_permille = if g.read_heavy { 50 } else { 500 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut j = 0;
     let mut last = String::new();
@@ -127,9 +126,7 @@ pub async fn generic_rounds(
                 cli,
                 myck,
                 done.clone(),
-                g.nclients,
-                g.randomkeys,
-                g.read_heavy,
+                g,
                 client_seed,
                 seed,
             )));
