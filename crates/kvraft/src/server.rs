@@ -5,6 +5,7 @@ use crate::op::{encode_command, KvReply, KvRequest, Limits, LogCommand, OpOutput
 use crate::state::{Applied, KvStateMachine};
 use raft::{ApplyMsg, Config, Index, NodeId, Raft, RaftError, Term, Transport};
 use raft_storage::Storage;
+use reads::{answer_reads, ReadWaiter};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -119,13 +120,6 @@ struct Waiter {
     /// Where and in which term the operation was proposed, once `start` has returned.
     placed: Option<(Index, Term)>,
     tx: oneshot::Sender<KvReply>,
-}
-
-/// A get waiting for the state machine to reach its read index.
-struct ReadWaiter {
-    index: Index,
-    key: String,
-    tx: oneshot::Sender<String>,
 }
 
 /// What request handlers and the apply task share.
@@ -356,32 +350,6 @@ impl KvServer {
         }
     }
 
-    /// A linearizable get without the log: read index, wait to apply it, read.
-    async fn read(&self, key: String) -> KvReply {
-        let inner = &self.inner;
-        let work = async {
-            let index = inner.raft.read_index().await.map_err(|e| match e {
-                RaftError::NotLeader { leader } => ServerError::WrongLeader {
-                    leader_hint: leader,
-                },
-                RaftError::LeadershipLost => ServerError::WrongLeader { leader_hint: None },
-                RaftError::Timeout => ServerError::Timeout,
-                RaftError::Killed => ServerError::ShuttingDown,
-                other => ServerError::Internal(other.to_string()),
-            })?;
-            let (tx, rx) = oneshot::channel();
-            inner.lock().reads.push(ReadWaiter { index, key, tx });
-            inner.read_wake.notify_one();
-            rx.await
-                .map(OpOutput::Value)
-                .map_err(|_| ServerError::ShuttingDown)
-        };
-        match tokio::time::timeout(inner.config.op_timeout, work).await {
-            Ok(reply) => reply,
-            Err(_) => Err(ServerError::Timeout),
-        }
-    }
-
     /// Stops the server and its Raft peer. Idempotent. Waiting requests are answered
     /// [`ServerError::ShuttingDown`].
     pub fn kill(&self) {
@@ -463,28 +431,6 @@ async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
     inner
         .lock()
         .answer(|_| Some(Err(ServerError::ShuttingDown)));
-}
-
-/// Answers the gets whose read index has been applied, from the current state (which may
-/// be later than the read index: still linearizable, as everything applied is committed).
-/// Gets whose handler gave up are dropped.
-fn answer_reads(inner: &Inner, sm: &KvStateMachine) {
-    let ready = {
-        let mut s = inner.lock();
-        if s.reads.is_empty() {
-            return;
-        }
-        let applied = s.stats.last_applied;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut s.reads)
-            .into_iter()
-            .filter(|r| !r.tx.is_closed())
-            .partition(|r| r.index <= applied);
-        s.reads = waiting;
-        ready
-    };
-    for r in ready {
-        let _ = r.tx.send(sm.get(&r.key).to_owned());
-    }
 }
 
 /// Applies one message; false if a snapshot could not be decoded.
@@ -652,5 +598,6 @@ fn check_leadership(inner: &Inner) {
     });
 }
 
+mod reads;
 #[cfg(test)]
 mod tests;
