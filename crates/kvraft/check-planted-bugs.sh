@@ -15,8 +15,8 @@
 # A cell reads "caught/seeds (failing tests summed over the seeds)".
 #
 # The planted bugs (crates/kvraft/src):
-#   get-local     a server that believes it leads answers a get from its applied state,
-#                 without going through the log
+#   get-local     a server that believes it leads answers a get from its applied state at
+#                 once, without a read index (so without confirming its leadership)
 #   no-dedup      the exactly-once check is gone: every copy of a write is applied
 #   double-apply  the first command of a new term applies the previous term's last write
 #                 again

@@ -4,6 +4,12 @@
 //! Prints throughput and per-operation latency (median, p99, max).
 //!
 //! `cargo bench -p kvraft` (or `cargo bench -p kvraft -- 1 10` for chosen clerk counts).
+//!
+//! `cargo bench -p kvraft --bench kv_bench -- reads [clerk counts]` runs the read mixes
+//! instead: read-heavy (95 % gets, 5 % appends, every clerk on its own key) and
+//! read-only (gets only), and prints, beside throughput and latency, how much the
+//! persisted Raft state (term, vote, log) grew during the measured part: what the
+//! operations cost in storage writes.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -93,12 +99,14 @@ async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
 }
 
 fn main() {
-    let mut counts: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut counts: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     if counts.is_empty() {
         counts = vec![1, 10, 100];
+    }
+    if args.iter().any(|a| a == "reads") {
+        reads::main(&counts);
+        return;
     }
     println!(
         "kvraft: {OPS_PER_CLERK} sequential appends per clerk, 3 servers, labrpc, real time, no added latency"
@@ -133,5 +141,138 @@ fn main() {
             ms(f.max),
             f.rpcs_per_op
         );
+    }
+}
+
+/// The read mixes.
+mod reads {
+    use super::common::{KvCluster, Latency};
+    use raft_tester::{Mode, RunOptions};
+    use std::time::{Duration, Instant};
+
+    const OPS_PER_CLERK: usize = 1000;
+
+    struct Figures {
+        ops: usize,
+        wall: Duration,
+        read_median: Duration,
+        read_p99: Duration,
+        write_median: Option<Duration>,
+        /// Growth of the largest persisted Raft state over the measured part, in bytes.
+        log_growth: u64,
+    }
+
+    /// `writes_every`: one append every that many operations (`None`: gets only).
+    async fn scenario(clerks: usize, writes_every: Option<usize>) -> Figures {
+        let opts = RunOptions {
+            mode: Mode::RealTime,
+            seed: 1,
+            quiet: true,
+        };
+        let mut cfg = KvCluster::with_latency(3, false, None, opts, Latency::ZERO);
+        let all = cfg.all();
+        let mut cks: Vec<_> = (0..clerks)
+            .map(|_| cfg.make_client(&all).into_clerk())
+            .collect();
+        for (c, ck) in cks.iter_mut().enumerate() {
+            if let Err(e) = ck.append(&format!("k{c}"), "x").await {
+                panic!("warm-up append failed: {e}");
+            }
+            if let Err(e) = ck.get("warmup").await {
+                panic!("warm-up get failed: {e}");
+            }
+        }
+        // Let the warm-up's entries reach every disk before measuring.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log_before = cfg.log_size();
+        let start = Instant::now();
+        let tasks: Vec<_> = cks
+            .into_iter()
+            .enumerate()
+            .map(|(c, mut ck)| {
+                tokio::spawn(async move {
+                    let key = format!("k{c}");
+                    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+                    for i in 0..OPS_PER_CLERK {
+                        let t = Instant::now();
+                        if writes_every.is_some_and(|w| i % w == w - 1) {
+                            if let Err(e) = ck.append(&key, "x").await {
+                                panic!("append failed: {e}");
+                            }
+                            writes.push(t.elapsed());
+                        } else {
+                            match ck.get(&key).await {
+                                Ok(v) if v.starts_with('x') => {}
+                                Ok(v) => panic!("get of {key} returned {v:?}"),
+                                Err(e) => panic!("get failed: {e}"),
+                            }
+                            reads.push(t.elapsed());
+                        }
+                    }
+                    (reads, writes)
+                })
+            })
+            .collect();
+        let (mut reads, mut writes) = (Vec::new(), Vec::new());
+        for t in tasks {
+            match t.await {
+                Ok((r, w)) => {
+                    reads.extend(r);
+                    writes.extend(w);
+                }
+                Err(e) => panic!("clerk task failed: {e}"),
+            }
+        }
+        let wall = start.elapsed();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log_growth = cfg.log_size().saturating_sub(log_before);
+        reads.sort();
+        writes.sort();
+        let pct = |v: &[Duration], p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+        let figures = Figures {
+            ops: reads.len() + writes.len(),
+            wall,
+            read_median: pct(&reads, 0.5),
+            read_p99: pct(&reads, 0.99),
+            write_median: (!writes.is_empty()).then(|| pct(&writes, 0.5)),
+            log_growth,
+        };
+        cfg.cleanup();
+        figures
+    }
+
+    pub(super) fn main(counts: &[usize]) {
+        println!(
+            "kvraft read mixes: {OPS_PER_CLERK} operations per clerk on its own key, 3 servers, labrpc, real time, no added latency"
+        );
+        println!(
+            "| mix | clerks | ops | seconds | ops/s | get median | get p99 | append median | Raft state growth (bytes) |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (mix, writes_every) in [("95/5", Some(20)), ("read-only", None)] {
+            for &clerks in counts {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_time()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => panic!("cannot build a runtime: {e}"),
+                };
+                let f = runtime.block_on(scenario(clerks, writes_every));
+                runtime.shutdown_background();
+                let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
+                println!(
+                    "| {mix} | {clerks} | {} | {:.2} | {:.0} | {} | {} | {} | {} |",
+                    f.ops,
+                    f.wall.as_secs_f64(),
+                    f.ops as f64 / f.wall.as_secs_f64(),
+                    ms(f.read_median),
+                    ms(f.read_p99),
+                    f.write_median.map_or("-".to_string(), ms),
+                    f.log_growth
+                );
+            }
+        }
     }
 }

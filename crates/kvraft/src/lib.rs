@@ -12,10 +12,12 @@
 //!   Sessions idle for longer than [`KvConfig::session_ttl`] expire, decided from the
 //!   leaders' time stamps in the log so that every replica drops the same ones (see
 //!   [`KvStateMachine`] for the rules). The sessions are part of every snapshot.
-//! - [`KvServer`]: one replica. It submits every client operation, reads included,
-//!   through the Raft log (so a Get never returns stale data, even from a leader that
-//!   has been partitioned away without knowing it) and answers once the operation is
-//!   applied. A pending request is answered with an error as soon as the server sees
+//! - [`KvServer`]: one replica. It submits every write through the Raft log and answers
+//!   once it is applied; a Get does not touch the log: the server asks Raft for a read
+//!   index (ReadIndex: the leader confirms with a majority that it still leads; a
+//!   follower forwards), waits until it has applied that index and reads its own state
+//!   (so a Get never returns stale data, even from a leader that has been partitioned
+//!   away without knowing it; see `docs/READS.md`). A pending request is answered with an error as soon as the server sees
 //!   that it cannot complete here (its term changed, it lost leadership, another entry
 //!   landed at the request's index, or a time limit passed), so nothing waits forever.
 //!   It snapshots when the persisted Raft state reaches `maxraftstate` bytes

@@ -5,6 +5,7 @@ use crate::op::{encode_command, KvReply, KvRequest, Limits, LogCommand, OpOutput
 use crate::state::{Applied, KvStateMachine};
 use raft::{ApplyMsg, Config, Index, NodeId, Raft, RaftError, Term, Transport};
 use raft_storage::Storage;
+use reads::{answer_reads, ReadWaiter};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -126,6 +127,8 @@ struct Waiter {
 struct Shared {
     waiters: BTreeMap<u64, Waiter>,
     next_waiter: u64,
+    /// Gets with their read index, answered by the apply task once it has applied it.
+    reads: Vec<ReadWaiter>,
     stats: ServerStats,
     /// The applied state, copied after every batch (for the `get-local` planted bug only).
     #[cfg(kv_bug = "get-local")]
@@ -156,6 +159,8 @@ struct Inner {
     shared: Mutex<Shared>,
     killed: AtomicBool,
     stop: Notify,
+    /// Wakes the apply task when a get is queued in `Shared::reads`.
+    read_wake: Notify,
     /// The clock's origin: the tokio instant the server started and its reading then.
     clock: (Instant, u64),
 }
@@ -170,6 +175,7 @@ impl Inner {
             shared: Mutex::new(Shared::default()),
             killed: AtomicBool::new(false),
             stop: Notify::new(),
+            read_wake: Notify::new(),
             clock: (Instant::now(), origin),
         }
     }
@@ -259,12 +265,15 @@ impl KvServer {
         self.inner.lock().stats
     }
 
-    /// Serves one client request: checks it, proposes it through Raft, and answers once
-    /// it has been applied (with its result, or the result of its first application if
-    /// it is a retry). Answers an error instead when the request is invalid, this
-    /// replica is not the leader, it loses leadership or changes term while the request
-    /// waits, another entry is applied at the request's index, the request waits longer
-    /// than [`KvConfig::op_timeout`], or the server is killed.
+    /// Serves one client request. A write (or session opening) is proposed through Raft
+    /// and answered once applied (with its result, or the result of its first application
+    /// if it is a retry). A get does not touch the log: the server asks Raft for a read
+    /// index ([`Raft::read_index`], forwarded to the leader when this replica follows),
+    /// waits until it has applied that index, and reads its own state. Answers an error
+    /// instead when the request is invalid, this replica is not the leader (for a write)
+    /// or knows no leader (for a get), it loses leadership or changes term while the
+    /// request waits, another entry is applied at the request's index, the request waits
+    /// longer than [`KvConfig::op_timeout`], or the server is killed.
     pub async fn handle(&self, req: KvRequest) -> KvReply {
         let inner = &self.inner;
         if self.killed() {
@@ -274,10 +283,13 @@ impl KvServer {
         #[cfg(kv_bug = "get-local")]
         if let crate::Op::Get { key } = &req.op {
             // The planted bug `get-local`: a server that believes it leads answers a get
-            // from its own applied state, without going through the log.
+            // from its own applied state, without confirming its leadership first.
             if inner.raft.state().1 {
                 return Ok(OpOutput::Value(inner.lock().local.get(key).to_owned()));
             }
+        }
+        if let crate::Op::Get { key } = &req.op {
+            return self.read(key.clone()).await;
         }
         let cmd = LogCommand {
             stamp_ms: inner.now_ms(),
@@ -410,8 +422,10 @@ async fn apply_loop(inner: Arc<Inner>, mut rx: mpsc::Receiver<ApplyMsg>) {
                 }
                 maybe_snapshot(&inner, &sm, &mut last_snapshot).await;
             }
+            _ = inner.read_wake.notified() => {}
             _ = tokio::time::sleep_until(next_check) => {}
         }
+        answer_reads(&inner, &sm);
     }
     inner
         .lock()
@@ -480,6 +494,20 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
                             .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
                     });
                 }
+            }
+            true
+        }
+        ApplyMsg::NoOp { index, .. } => {
+            // The leader's empty entry (see `Raft::read_index`): nothing to apply, but it
+            // holds its index, so a write waiting there lost its place.
+            let mut s = inner.lock();
+            if index > s.stats.last_applied {
+                s.stats.last_applied = index;
+                s.answer(|w| {
+                    w.placed
+                        .is_some_and(|(i, _)| i <= index)
+                        .then_some(Err(ServerError::WrongLeader { leader_hint: None }))
+                });
             }
             true
         }
@@ -571,5 +599,6 @@ fn check_leadership(inner: &Inner) {
     });
 }
 
+mod reads;
 #[cfg(test)]
 mod tests;

@@ -50,6 +50,17 @@ generic! {
             randomkeys: true,
             ..B
         };
+    unreliable_restarts_partitions_read_heavy_many_clients_4a =>
+        "unreliable net, restarts, partitions, random keys, 95% reads, many clients",
+        Generic {
+            nclients: 5,
+            unreliable: true,
+            crash: true,
+            partitions: true,
+            randomkeys: true,
+            read_heavy: true,
+            ..B
+        };
 }
 
 #[test]

@@ -26,6 +26,10 @@ pub enum CoreError {
         /// The leader of the current term, when known.
         leader: Option<NodeId>,
     },
+    /// A command must not be empty: an empty entry is the leader's no-op (see
+    /// [`Ready::committed`](crate::Ready::committed)).
+    #[error("empty command: empty entries are reserved for the leader's no-op")]
+    EmptyCommand,
     /// The service asked to snapshot past what it has been given to apply.
     #[error("cannot snapshot at index {index}: only {applied} has been applied")]
     SnapshotBeyondApplied {

@@ -6,7 +6,8 @@
 //! it asks for:
 //!
 //! - inputs: [`RaftCore::tick`] (one unit of logical time), [`RaftCore::step`] (a message
-//!   arrived), [`RaftCore::propose`] (a client asks for agreement);
+//!   arrived), [`RaftCore::propose`] (a client asks for agreement),
+//!   [`RaftCore::read_index`] (a client asks for a linearizable read);
 //! - outputs: a [`Ready`] batch, taken with [`RaftCore::take_ready`]: state to persist,
 //!   messages to send, entries to apply, in that order.
 //!
@@ -47,6 +48,7 @@ mod membership;
 mod message;
 mod progress;
 mod quorum;
+mod read_only;
 mod ready;
 mod types;
 
@@ -58,6 +60,7 @@ pub use crate::membership::{ConfChange, Membership, MembershipError};
 pub use crate::message::{Envelope, Message, RejectHint, MAX_WIRE_VALUE};
 pub use crate::progress::{Progress, ProgressState};
 pub use crate::quorum::{JointConfig, MajorityConfig, VoteResult};
+pub use crate::read_only::{FailedRead, ReadFailure, ReadState};
 pub use crate::ready::Ready;
 pub use crate::types::{
     Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,

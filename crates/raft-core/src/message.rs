@@ -29,8 +29,11 @@ pub struct RejectHint {
     pub last_index: Index,
 }
 
-/// One protocol message. Requests (`RequestVote`, `AppendEntries`) are answered by exactly
-/// one response to their sender, so that a driver can carry them over request/response RPC.
+/// One protocol message. Requests (`RequestVote`, `AppendEntries`, `InstallSnapshot`,
+/// `ReadHeartbeat`) are answered at once by exactly one response to their sender, so that
+/// a driver can carry them over request/response RPC. `ReadIndex` and `ReadIndexResponse`
+/// are one-way (see [`Message::expects_response`]): the leader answers a forwarded read
+/// only after a round of heartbeats, with a message of its own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// A candidate asks for a vote.
@@ -120,6 +123,37 @@ pub enum Message {
         term: Term,
         /// True when the voter would grant a vote in that term.
         granted: bool,
+    },
+    /// The leader confirms it is still the leader, for the reads of round `ctx`
+    /// (ReadIndex, §6.4 of the thesis). A follower treats it as a heartbeat.
+    ReadHeartbeat {
+        /// The leader's term.
+        term: Term,
+        /// The read round, echoed in the answer.
+        ctx: u64,
+    },
+    /// The answer to `ReadHeartbeat`.
+    ReadHeartbeatResponse {
+        /// The follower's current term: the leader's own if it still follows it.
+        term: Term,
+        /// The round answered.
+        ctx: u64,
+    },
+    /// A follower forwards a read to the leader it knows (one-way).
+    ReadIndex {
+        /// The follower's term.
+        term: Term,
+        /// The follower's identifier of the read, echoed in the answer.
+        ctx: u64,
+    },
+    /// The leader's answer to a forwarded read, once confirmed or given up (one-way).
+    ReadIndexResponse {
+        /// The sender's term.
+        term: Term,
+        /// The read answered.
+        ctx: u64,
+        /// The read index, or `None` when the sender is not (or stopped being) the leader.
+        index: Option<Index>,
     },
 }
 
@@ -234,6 +268,12 @@ impl Message {
                 in_range("offset", *offset)?;
                 in_range("next_offset", *next_offset)?;
             }
+            Message::ReadHeartbeat { .. }
+            | Message::ReadHeartbeatResponse { .. }
+            | Message::ReadIndex { .. } => {}
+            Message::ReadIndexResponse { index, .. } => {
+                in_range("read index", index.unwrap_or(0))?;
+            }
         }
         Ok(())
     }
@@ -248,7 +288,11 @@ impl Message {
             | Message::AppendEntries { term, .. }
             | Message::AppendEntriesResponse { term, .. }
             | Message::InstallSnapshot { term, .. }
-            | Message::InstallSnapshotResponse { term, .. } => *term,
+            | Message::InstallSnapshotResponse { term, .. }
+            | Message::ReadHeartbeat { term, .. }
+            | Message::ReadHeartbeatResponse { term, .. }
+            | Message::ReadIndex { term, .. }
+            | Message::ReadIndexResponse { term, .. } => *term,
         }
     }
 
@@ -272,6 +316,22 @@ impl Message {
                 | Message::PreVoteResponse { .. }
                 | Message::AppendEntriesResponse { .. }
                 | Message::InstallSnapshotResponse { .. }
+                | Message::ReadHeartbeatResponse { .. }
+        )
+    }
+
+    /// True for requests the receiver answers at once with exactly one response (a
+    /// request/response transport waits for it). False for responses and for the one-way
+    /// `ReadIndex` and `ReadIndexResponse`, which a transport delivers without waiting for
+    /// an answer.
+    pub fn expects_response(&self) -> bool {
+        matches!(
+            self,
+            Message::RequestVote { .. }
+                | Message::PreVote { .. }
+                | Message::AppendEntries { .. }
+                | Message::InstallSnapshot { .. }
+                | Message::ReadHeartbeat { .. }
         )
     }
 }

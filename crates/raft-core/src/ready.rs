@@ -1,6 +1,7 @@
 //! The batch of work the core hands its driver.
 
 use crate::message::Envelope;
+use crate::read_only::{FailedRead, ReadState};
 use crate::types::{Entry, HardState, Index, Snapshot};
 
 /// Everything the core asks its driver to do, in the order it must be done:
@@ -14,6 +15,9 @@ use crate::types::{Entry, HardState, Index, Snapshot};
 ///    durable; sending them earlier breaks Raft's safety after a crash.
 /// 3. **Apply**: first `restore` (if any), a snapshot the service must load in place of
 ///    its state, then `committed`, in order.
+/// 4. **Answer reads**: each of `read_states` once the service has applied its index
+///    (they need nothing persisted, so the order relative to steps 1-3 does not matter
+///    for safety); each of `failed_reads` is given up, never answered.
 ///
 /// A driver that follows this order, one `Ready` at a time, is correct.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,8 +36,15 @@ pub struct Ready {
     /// A snapshot the service must load before applying `committed` (one received from
     /// the leader, or the persisted one on restart).
     pub restore: Option<Snapshot>,
-    /// Entries newly committed, to apply in order.
+    /// Entries newly committed, to apply in order. An entry with empty `data` is a no-op
+    /// the leader appended to commit an entry of its term before serving reads; services
+    /// skip it (their commands are never empty: [`propose`](crate::RaftCore::propose)
+    /// refuses empty data).
     pub committed: Vec<Entry>,
+    /// Reads confirmed by the leader (ReadIndex): answer each once `index` is applied.
+    pub read_states: Vec<ReadState>,
+    /// Reads given up: leadership was lost, the leader refused, or time ran out.
+    pub failed_reads: Vec<FailedRead>,
 }
 
 impl Ready {
@@ -46,5 +57,7 @@ impl Ready {
             && self.restore.is_none()
             && self.messages.is_empty()
             && self.committed.is_empty()
+            && self.read_states.is_empty()
+            && self.failed_reads.is_empty()
     }
 }

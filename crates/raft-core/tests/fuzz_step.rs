@@ -115,6 +115,12 @@ fn message() -> impl Strategy<Value = Message> {
     });
     let pre_vote_resp = (value(), any::<bool>())
         .prop_map(|(term, granted)| Message::PreVoteResponse { term, granted });
+    let read_hb = (value(), value()).prop_map(|(term, ctx)| Message::ReadHeartbeat { term, ctx });
+    let read_hb_resp =
+        (value(), value()).prop_map(|(term, ctx)| Message::ReadHeartbeatResponse { term, ctx });
+    let read = (value(), value()).prop_map(|(term, ctx)| Message::ReadIndex { term, ctx });
+    let read_resp = (value(), value(), prop::option::of(value()))
+        .prop_map(|(term, ctx, index)| Message::ReadIndexResponse { term, ctx, index });
     prop_oneof![
         vote,
         vote_resp,
@@ -123,7 +129,11 @@ fn message() -> impl Strategy<Value = Message> {
         snap,
         snap_resp,
         pre_vote,
-        pre_vote_resp
+        pre_vote_resp,
+        read_hb,
+        read_hb_resp,
+        read,
+        read_resp
     ]
 }
 
@@ -132,6 +142,7 @@ enum Input {
     Step(u64, Message),
     Tick(u8),
     Propose,
+    Read(u64),
     Compact,
     Ready,
 }
@@ -141,6 +152,7 @@ fn input() -> impl Strategy<Value = Input> {
         6 => ((0u64..5), message()).prop_map(|(from, m)| Input::Step(from, m)),
         2 => (1u8..25).prop_map(Input::Tick),
         1 => Just(Input::Propose),
+        1 => (0u64..4).prop_map(Input::Read),
         1 => Just(Input::Compact),
         2 => Just(Input::Ready),
     ]
@@ -194,6 +206,9 @@ proptest! {
                 Input::Tick(n) => (0..n).for_each(|_| core.tick()),
                 Input::Propose => {
                     let _ = core.propose(Bytes::from_static(b"p"));
+                }
+                Input::Read(ctx) => {
+                    let _ = core.read_index(ctx);
                 }
                 Input::Compact => {
                     let applied = core.applied_index();

@@ -227,6 +227,15 @@ fn fmt_msg(m: &Message) -> String {
             meta.term,
             if *installed { " installed" } else { "" }
         ),
+        Message::ReadHeartbeat { term, ctx } => format!("ReadHeartbeat t{term} round={ctx}"),
+        Message::ReadHeartbeatResponse { term, ctx } => {
+            format!("ReadHeartbeatAck t{term} round={ctx}")
+        }
+        Message::ReadIndex { term, ctx } => format!("ReadIndex t{term} ctx={ctx}"),
+        Message::ReadIndexResponse { term, ctx, index } => match index {
+            Some(i) => format!("ReadIndexOk t{term} ctx={ctx} index={i}"),
+            None => format!("ReadIndexRefused t{term} ctx={ctx}"),
+        },
     }
 }
 

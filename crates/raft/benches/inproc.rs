@@ -60,9 +60,9 @@ impl Waiters {
 async fn applier(mut rx: mpsc::Receiver<ApplyMsg>, waiters: Arc<Waiters>) {
     while let Some(msg) = rx.recv().await {
         match msg {
-            ApplyMsg::Command { index, .. } | ApplyMsg::Snapshot { index, .. } => {
-                waiters.publish(index)
-            }
+            ApplyMsg::Command { index, .. }
+            | ApplyMsg::NoOp { index, .. }
+            | ApplyMsg::Snapshot { index, .. } => waiters.publish(index),
         }
     }
 }

@@ -48,6 +48,10 @@ async fn applier(
                 }
                 let _ = applied.send(index);
             }
+            // No reads in this benchmark: no no-op is ever appended.
+            ApplyMsg::NoOp { index, .. } => {
+                let _ = applied.send(index);
+            }
             ApplyMsg::Snapshot { index, data, .. } => {
                 let word = |i: usize| {
                     data.get(i..i + 8)

@@ -14,6 +14,9 @@
 //!   term, or [`RaftError::NotLeader`];
 //! - [`Raft::state`] returns `(term, is_leader)`; [`Raft::status`] says more (role,
 //!   leader, commit and applied index, log and snapshot index, storage size) for operators;
+//! - [`Raft::read_index`] returns, on a leader or (forwarded) on a follower, a read index:
+//!   once the service has applied it, a read of its state is linearizable, with nothing
+//!   written to the log;
 //! - [`Raft::kill`] stops the peer;
 //! - [`Raft::snapshot`] tells the peer that the service's state through an index is
 //!   captured in a snapshot, so the log before it can be discarded;
@@ -54,6 +57,16 @@ pub enum ApplyMsg {
         /// The command as the service passed it to [`Raft::start`].
         command: Bytes,
     },
+    /// An entry the leader appended, with no command, so that an entry of its term is
+    /// committed before it serves reads (ReadIndex). The service has nothing to apply; it
+    /// only counts `index` as applied. It is never a command a service passed to
+    /// [`Raft::start`] (which refuses empty commands).
+    NoOp {
+        /// Its log index.
+        index: Index,
+        /// The leader's term.
+        term: Term,
+    },
     /// A snapshot the service must load in place of its current state: received from the
     /// leader, or the persisted one when a peer restarts. Commands that follow continue
     /// from `index + 1`.
@@ -79,6 +92,17 @@ pub enum RaftError {
     /// The peer has been killed.
     #[error("the peer has been killed")]
     Killed,
+    /// A read was given up because the leader that was serving it lost its leadership
+    /// (or, for a read forwarded from a follower, the follower changed term). Retry.
+    #[error("leadership lost before the read was confirmed")]
+    LeadershipLost,
+    /// A read was not confirmed within an election timeout: the leader cannot reach a
+    /// majority, or a forwarded read or its answer was lost. Retry.
+    #[error("the read was not confirmed in time")]
+    Timeout,
+    /// Commands must not be empty (an empty entry is the leader's no-op).
+    #[error("empty command")]
+    EmptyCommand,
     /// The peer is overloaded: its command queue is full, or (on a leader) too many
     /// entries wait to be applied. Nothing was proposed; try again later.
     #[error("the peer is overloaded ({0}); try again later")]
@@ -105,6 +129,16 @@ pub enum RaftError {
     Core(raft_core::CoreError),
 }
 
+impl From<raft_core::ReadFailure> for RaftError {
+    fn from(f: raft_core::ReadFailure) -> Self {
+        match f {
+            raft_core::ReadFailure::LeadershipLost => RaftError::LeadershipLost,
+            raft_core::ReadFailure::NotLeader => RaftError::NotLeader { leader: None },
+            raft_core::ReadFailure::TimedOut => RaftError::Timeout,
+        }
+    }
+}
+
 impl From<raft_core::CoreError> for RaftError {
     fn from(e: raft_core::CoreError) -> Self {
         use raft_core::CoreError as C;
@@ -119,6 +153,7 @@ impl From<raft_core::CoreError> for RaftError {
             C::SnapshotBeyondApplied { index, applied } => {
                 RaftError::SnapshotBeyondApplied { index, applied }
             }
+            C::EmptyCommand => RaftError::EmptyCommand,
             other => RaftError::Core(other),
         }
     }

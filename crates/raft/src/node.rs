@@ -20,13 +20,22 @@ use tokio::time::MissedTickBehavior;
 
 type ReplyTx = oneshot::Sender<Option<Envelope>>;
 
+/// Raft instances created in this process: the high half of their read ids, so that a
+/// late answer to a forwarded read of a killed instance can never match a read of its
+/// restarted successor (see `RaftCore::read_index`). Across processes, the old
+/// connections and what was in flight on them are gone with the old process.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
 /// Commands handled in one turn of the event loop before time is looked at again.
 const MAX_COMMANDS_PER_TURN: usize = 256;
 /// Committed entries handed to the apply channel in one turn.
 const MAX_APPLY_PER_TURN: usize = 1024;
 
+type ReadTx = oneshot::Sender<Result<Index, RaftError>>;
+
 enum Command {
     Propose(Bytes, oneshot::Sender<Result<(Index, Term), RaftError>>),
+    ReadIndex(ReadTx),
     Snapshot(Index, Bytes, oneshot::Sender<Result<(), RaftError>>),
     /// A message from another peer; requests carry the slot for their response.
     Step(Envelope, Option<ReplyTx>),
@@ -95,6 +104,8 @@ impl Raft {
             max_calls,
             max_unapplied: config.max_unapplied_entries,
             observer: config.observer.clone().map(|o| (o, None)),
+            reads: BTreeMap::new(),
+            next_read: INSTANCES.fetch_add(1, Ordering::Relaxed) << 32,
         };
         actor.observe_start();
         actor.publish();
@@ -129,6 +140,26 @@ impl Raft {
         let (tx, rx) = oneshot::channel();
         self.tx
             .try_send(Command::Propose(command, tx))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RaftError::Busy("command queue full"),
+                mpsc::error::TrySendError::Closed(_) => RaftError::Killed,
+            })?;
+        rx.await.map_err(|_| RaftError::Killed)?
+    }
+
+    /// Asks for a read index (ReadIndex, §6.4 of the thesis): resolves, once the leader
+    /// has confirmed with a majority that it still leads, with an index such that a read
+    /// of the service's state made after the service has applied it is linearizable.
+    /// Nothing is written to the log (a new leader commits one empty entry of its term
+    /// first, delivered as [`ApplyMsg::NoOp`](crate::ApplyMsg::NoOp)). On a follower the
+    /// read is forwarded to the leader. Fails with [`RaftError::NotLeader`] when no leader
+    /// is known (or the one asked is not the leader), [`RaftError::LeadershipLost`],
+    /// [`RaftError::Timeout`] (no confirmation within the longest election timeout),
+    /// [`RaftError::Busy`] or [`RaftError::Killed`]; any of them can be retried.
+    pub async fn read_index(&self) -> Result<Index, RaftError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .try_send(Command::ReadIndex(tx))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => RaftError::Busy("command queue full"),
                 mpsc::error::TrySendError::Closed(_) => RaftError::Killed,
@@ -258,6 +289,9 @@ struct Actor<S, T> {
     max_unapplied: u64,
     /// Told of status changes and log writes, if set; with the last status it was told.
     observer: Option<(Observer, Option<Observed>)>,
+    /// Reads waiting for the core's answer, by the ctx they were given.
+    reads: BTreeMap<u64, ReadTx>,
+    next_read: u64,
 }
 
 /// The persistent part of a `Ready`, owned, so that it can move to a blocking thread.
@@ -374,12 +408,25 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 };
                 let _ = reply.send(result);
             }
+            Command::ReadIndex(reply) => {
+                let ctx = self.next_read;
+                self.next_read += 1;
+                match self.core.read_index(ctx) {
+                    Ok(()) => {
+                        self.reads.insert(ctx, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
             Command::Snapshot(index, data, reply) => {
                 let _ = reply.send(self.core.compact(index, data).map_err(RaftError::from));
             }
             Command::Step(env, reply) => {
                 let from = env.from;
-                let is_request = !env.msg.is_response();
+                // One-way messages (a forwarded read and its answer) get no response.
+                let is_request = env.msg.expects_response();
                 match self.core.step(from, env.msg) {
                     Ok(()) => {
                         if let (true, Some(reply)) = (is_request, reply) {
@@ -401,6 +448,18 @@ impl<S: Storage, T: Transport> Actor<S, T> {
     /// Carries out one `Ready`: persist, then send, then apply. A storage that blocks
     /// writes on the blocking pool, and the rest waits in `writing` for it.
     async fn process(&mut self, ready: Ready) -> Result<(), RaftError> {
+        // Read answers depend on nothing being persisted: hand them over at once. The
+        // service answers a read once it has applied its index.
+        for read in ready.read_states {
+            if let Some(tx) = self.reads.remove(&read.ctx) {
+                let _ = tx.send(Ok(read.index));
+            }
+        }
+        for failed in ready.failed_reads {
+            if let Some(tx) = self.reads.remove(&failed.ctx) {
+                let _ = tx.send(Err(failed.reason.into()));
+            }
+        }
         let persist = Persist {
             hard_state: ready.hard_state,
             snapshot: ready.snapshot,
@@ -464,10 +523,21 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             term: snap.meta.term,
             data: snap.data,
         });
-        let commands = unsent.committed.into_iter().map(|entry| ApplyMsg::Command {
-            index: entry.index,
-            term: entry.term,
-            command: entry.data,
+        let commands = unsent.committed.into_iter().map(|entry| {
+            // Commands are never empty (the core refuses them): an empty entry is the
+            // leader's no-op, which the service must not try to decode.
+            if entry.data.is_empty() {
+                ApplyMsg::NoOp {
+                    index: entry.index,
+                    term: entry.term,
+                }
+            } else {
+                ApplyMsg::Command {
+                    index: entry.index,
+                    term: entry.term,
+                    command: entry.data,
+                }
+            }
         });
         let id = self.core.id();
         for msg in restore.into_iter().chain(commands) {

@@ -182,5 +182,42 @@ async fn status_reports_role_leader_and_indices() {
         .expect("snapshot");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(raft.status().snapshot_index, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_index_on_a_single_peer_commits_a_noop_first_and_answers() {
+    let (tx, mut rx) = mpsc::channel(64);
+    let storage = MemStorage::new();
+    let raft = Raft::new(&[0], 0, storage.clone(), tx, Config::default(), Nowhere).expect("valid");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (term, leader) = raft.state();
+    assert!(leader);
+    // The first read of the term needs an entry of the term: an empty no-op at index 1,
+    // delivered as such (never as a command to decode).
+    assert_eq!(raft.read_index().await.expect("leader reads"), 1);
+    assert_eq!(
+        rx.recv().await.expect("applied"),
+        ApplyMsg::NoOp { index: 1, term }
+    );
+    let (index, _) = raft.start(Bytes::from_static(b"x")).await.expect("leader");
+    assert_eq!(index, 2);
+    assert_eq!(raft.read_index().await.expect("leader reads"), 2);
+    assert_eq!(storage.len(), 2, "reads wrote nothing but the one no-op");
+    assert!(matches!(
+        raft.start(Bytes::new()).await,
+        Err(RaftError::EmptyCommand)
+    ));
+    raft.kill();
+    raft.stopped().await;
+    assert!(matches!(raft.read_index().await, Err(RaftError::Killed)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_index_without_a_known_leader_is_refused() {
+    let raft = make(&[0, 1, 2], 0, Config::default()).expect("valid");
+    assert!(matches!(
+        raft.read_index().await,
+        Err(RaftError::NotLeader { leader: None })
+    ));
     raft.kill();
 }

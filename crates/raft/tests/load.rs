@@ -177,7 +177,9 @@ async fn memory_stays_bounded_when_the_service_applies_slowly() {
             while let Some(msg) = rx.recv().await {
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 let index = match msg {
-                    ApplyMsg::Command { index, .. } | ApplyMsg::Snapshot { index, .. } => index,
+                    ApplyMsg::Command { index, .. }
+                    | ApplyMsg::NoOp { index, .. }
+                    | ApplyMsg::Snapshot { index, .. } => index,
                 };
                 counters[&id].store(index, Ordering::Release);
                 if index % 100 == 0 {

@@ -29,6 +29,8 @@ pub enum Event {
     },
     /// A client proposes one or more commands.
     Propose,
+    /// A client asks a node for a linearizable read.
+    Read,
     /// The service snapshots its state and lets the core compact the log.
     Compact {
         /// Node index.

@@ -55,8 +55,8 @@ pub use crate::sim::{decode_cmd, encode_cmd, Counters, FaultCounts, Outcome, Run
 pub use crate::storage::Storage;
 pub use crate::timeline::{record_timeline, timeline_html, timeline_svg};
 pub use crate::trace::{
-    Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadySummary, Trace, TraceKind,
-    TraceMode, TraceRecord,
+    Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadStage, ReadySummary, Trace,
+    TraceKind, TraceMode, TraceRecord,
 };
 pub use crate::world::{
     decode_snapshot, digest_step, encode_snapshot, Chosen, Core, Ledger, Recorded, SimNode, World,
@@ -90,6 +90,12 @@ pub fn planted_bugs() -> Vec<&'static str> {
     }
     if cfg!(raft_bug = "ignore-check-quorum") {
         v.push("ignore-check-quorum");
+    }
+    if cfg!(raft_bug = "read-without-heartbeat") {
+        v.push("read-without-heartbeat");
+    }
+    if cfg!(raft_bug = "read-before-noop") {
+        v.push("read-before-noop");
     }
     v
 }

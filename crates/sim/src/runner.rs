@@ -216,6 +216,11 @@ impl fmt::Display for Summary {
             "commits:         {} entries ({} proposals, {} acknowledged)",
             self.counts.commits, self.counts.proposals, self.counts.acked
         )?;
+        writeln!(
+            f,
+            "reads:           {} asked, {} answered (each checked against the committed log)",
+            self.counts.reads, self.counts.reads_answered
+        )?;
         writeln!(f, "messages:        {}", self.counts.messages)?;
         writeln!(f, "faults injected: {}", self.counts.faults)?;
         match (

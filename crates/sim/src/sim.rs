@@ -18,6 +18,8 @@ use raft_core::{Entry, Envelope, Index, NodeId, RaftCore, Ready, RestoredState, 
 use rand::Rng;
 use std::fmt;
 
+mod reads;
+
 /// Counts of injected faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounts {
@@ -95,6 +97,10 @@ pub struct Counters {
     pub proposals: u64,
     /// Commands acknowledged to clients as committed.
     pub acked: u64,
+    /// Linearizable reads asked for.
+    pub reads: u64,
+    /// Reads answered (each checked by `linearizable-read`).
+    pub reads_answered: u64,
     /// Messages sent.
     pub messages: u64,
     /// Faults injected.
@@ -110,6 +116,8 @@ impl Counters {
         self.commits += o.commits;
         self.proposals += o.proposals;
         self.acked += o.acked;
+        self.reads += o.reads;
+        self.reads_answered += o.reads_answered;
         self.messages += o.messages;
         self.faults.add(&o.faults);
     }
@@ -200,6 +208,7 @@ pub struct Simulator {
     probe: Option<Probe>,
     probe_scheduled: bool,
     leader_term: Vec<Option<Term>>,
+    next_read: u64,
 }
 
 impl Simulator {
@@ -259,6 +268,7 @@ impl Simulator {
             probe: None,
             probe_scheduled: false,
             leader_term: vec![None; n],
+            next_read: 0,
             cfg,
         };
         for node in 0..n {
@@ -272,6 +282,7 @@ impl Simulator {
             );
         }
         sim.schedule_proposal();
+        sim.schedule_read();
         sim.schedule_fault();
         Ok(sim)
     }
@@ -389,6 +400,7 @@ impl Simulator {
                 self.schedule_proposal();
                 self.propose_batch()
             }
+            Event::Read => self.read(),
             Event::Probe { node } => self.probe(node),
             Event::Compact { node, incarnation } => self.compact(node, incarnation),
             Event::Fault => {
@@ -571,6 +583,8 @@ impl Simulator {
             messages,
             restore,
             committed,
+            read_states,
+            failed_reads,
         } = ready;
         if hard_state.is_some()
             || snapshot.is_some()
@@ -595,6 +609,7 @@ impl Simulator {
         }
         self.record_commits(node)?;
         self.observe(Observation::Stepped { node })?;
+        self.take_reads(node, read_states, failed_reads)?;
         self.count_election(node);
         let lag = self.cfg.faults.sync_lag;
         let deferred = self.faults_on && self.chance(lag);
@@ -637,7 +652,7 @@ impl Simulator {
             let fsync = self.cfg.network.fsync_max_us.max(1);
             let at = self.world.now + self.rng.gen_range(1..=fsync);
             self.queue.push(at, Event::Flush { node, incarnation });
-            Ok(())
+            self.answer_reads(node)
         } else {
             self.flush_ready(node, messages, restore, committed)
         }
@@ -720,7 +735,7 @@ impl Simulator {
         if applied_any {
             self.maybe_schedule_compaction(node);
         }
-        Ok(())
+        self.answer_reads(node)
     }
 
     fn maybe_schedule_compaction(&mut self, node: usize) {
@@ -993,6 +1008,8 @@ impl Simulator {
         nd.core = None;
         nd.unsent = None;
         let rolled_back = nd.storage.crash(lose);
+        self.drop_reads(node)?;
+        let nd = &mut self.world.nodes[node];
         nd.incarnation += 1;
         nd.applied = 0;
         nd.digest = DIGEST_INIT;

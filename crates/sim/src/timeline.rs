@@ -169,6 +169,15 @@ fn describe(m: &MsgSummary) -> (MsgKind, u64, u64, u32) {
         MsgSummary::AppendResp { term, index, .. } => (MsgKind::AppendResp, term, index, 0),
         MsgSummary::Snap { term, meta, .. } => (MsgKind::Snapshot, term, meta.index, 0),
         MsgSummary::SnapResp { term, meta, .. } => (MsgKind::SnapshotResp, term, meta.index, 0),
+        // The viewer has no kinds of its own for reads: they draw as heartbeats and
+        // answers (the tooltip names them).
+        MsgSummary::ReadBeat { term, round } | MsgSummary::ReadFwd { term, ctx: round } => {
+            (MsgKind::Heartbeat, term, round, 0)
+        }
+        MsgSummary::ReadBeatResp { term, round } => (MsgKind::AppendResp, term, round, 0),
+        MsgSummary::ReadFwdResp { term, index, .. } => {
+            (MsgKind::AppendResp, term, index.unwrap_or(0), 0)
+        }
     }
 }
 

@@ -79,6 +79,36 @@ pub enum MsgSummary {
         /// Installed.
         installed: bool,
     },
+    /// `ReadHeartbeat` (a read round).
+    ReadBeat {
+        /// Leader's term.
+        term: Term,
+        /// The round.
+        round: u64,
+    },
+    /// `ReadHeartbeatResponse`.
+    ReadBeatResp {
+        /// Follower's term.
+        term: Term,
+        /// The round answered.
+        round: u64,
+    },
+    /// `ReadIndex` (a forwarded read).
+    ReadFwd {
+        /// Follower's term.
+        term: Term,
+        /// The read's identifier.
+        ctx: u64,
+    },
+    /// `ReadIndexResponse`.
+    ReadFwdResp {
+        /// Sender's term.
+        term: Term,
+        /// The read's identifier.
+        ctx: u64,
+        /// The read index, or `None` when refused.
+        index: Option<Index>,
+    },
 }
 
 impl From<&Message> for MsgSummary {
@@ -162,6 +192,23 @@ impl From<&Message> for MsgSummary {
                 offset: *offset,
                 next_offset: *next_offset,
                 installed: *installed,
+            },
+            Message::ReadHeartbeat { term, ctx } => MsgSummary::ReadBeat {
+                term: *term,
+                round: *ctx,
+            },
+            Message::ReadHeartbeatResponse { term, ctx } => MsgSummary::ReadBeatResp {
+                term: *term,
+                round: *ctx,
+            },
+            Message::ReadIndex { term, ctx } => MsgSummary::ReadFwd {
+                term: *term,
+                ctx: *ctx,
+            },
+            Message::ReadIndexResponse { term, ctx, index } => MsgSummary::ReadFwdResp {
+                term: *term,
+                ctx: *ctx,
+                index: *index,
             },
         }
     }
@@ -257,8 +304,41 @@ impl fmt::Display for MsgSummary {
                     format!("next byte {next_offset}")
                 }
             ),
+            MsgSummary::ReadBeat { term, round } => write!(f, "ReadHeartbeat(t{term} #{round})"),
+            MsgSummary::ReadBeatResp { term, round } => {
+                write!(f, "ReadHeartbeatAck(t{term} #{round})")
+            }
+            MsgSummary::ReadFwd { term, ctx } => write!(f, "ReadIndex(t{term} r{ctx})"),
+            MsgSummary::ReadFwdResp { term, ctx, index } => match index {
+                Some(i) => write!(f, "ReadIndexOk(t{term} r{ctx} at {i})"),
+                None => write!(f, "ReadIndexRefused(t{term} r{ctx})"),
+            },
         }
     }
+}
+
+/// The stages of a simulated client's read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStage {
+    /// Asked for; `must_see` is the highest index known committed at that moment.
+    Asked {
+        /// Every write up to it must be visible to the read.
+        must_see: Index,
+    },
+    /// The node refused at once (no leader known, or down).
+    Refused,
+    /// The core confirmed it with this read index.
+    Confirmed {
+        /// The read index.
+        index: Index,
+    },
+    /// Answered from the state machine at this applied index.
+    Answered {
+        /// The applied index the answer reflects.
+        applied: Index,
+    },
+    /// Given up by the core.
+    Failed,
 }
 
 /// What a message fault did to a message at send time.
@@ -434,6 +514,15 @@ pub enum TraceKind {
         /// Outcome.
         result: ProposeResult,
     },
+    /// A client's linearizable read (ReadIndex), at one of its stages.
+    Read {
+        /// Node asked.
+        node: NodeId,
+        /// Read id.
+        ctx: u64,
+        /// What happened to it.
+        stage: ReadStage,
+    },
     /// A node carried out a `Ready`.
     Ready {
         /// The node.
@@ -532,6 +621,25 @@ impl fmt::Display for TraceRecord {
                     write!(f, "n{node} client proposes c{cmd}: not leader")
                 }
                 ProposeResult::Down => write!(f, "n{node} client proposes c{cmd}: node down"),
+            },
+            TraceKind::Read { node, ctx, stage } => match stage {
+                ReadStage::Asked { must_see } => {
+                    write!(
+                        f,
+                        "n{node} client reads r{ctx} (committed so far: {must_see})"
+                    )
+                }
+                ReadStage::Refused => write!(f, "n{node} client reads r{ctx}: refused"),
+                ReadStage::Confirmed { index } => {
+                    write!(f, "   n{node} read r{ctx} confirmed at read index {index}")
+                }
+                ReadStage::Answered { applied } => {
+                    write!(
+                        f,
+                        "   n{node} answers read r{ctx} from applied index {applied}"
+                    )
+                }
+                ReadStage::Failed => write!(f, "   n{node} read r{ctx} failed"),
             },
             TraceKind::Ready { node, ready } => write!(f, "   n{node} {ready}"),
             TraceKind::State { node, state } => write!(f, "   n{node} is {state}"),

@@ -37,6 +37,9 @@ pub struct SimNode {
     pub(crate) commit_seen: Index,
     pub(crate) unsent: Option<Unsent>,
     pub(crate) compact_pending: bool,
+    /// Reads the core confirmed, waiting for the state machine to reach their read
+    /// index: (read id, read index).
+    pub(crate) reads: Vec<(u64, Index)>,
 }
 
 impl SimNode {
@@ -51,6 +54,7 @@ impl SimNode {
             commit_seen: 0,
             unsent: None,
             compact_pending: false,
+            reads: Vec::new(),
         }
     }
 

@@ -29,7 +29,18 @@ pub(crate) async fn applier(
     let mut last_applied: Index = 0;
     while let Some(msg) = rx.recv().await {
         let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+        // The leader's no-op (appended before serving reads) holds no command: it is
+        // recorded as an empty one, so that indices stay contiguous in every check.
+        let msg = match msg {
+            ApplyMsg::NoOp { index, term } => ApplyMsg::Command {
+                index,
+                term,
+                command: Bytes::new(),
+            },
+            other => other,
+        };
         match msg {
+            ApplyMsg::NoOp { .. } => {}
             ApplyMsg::Command {
                 index,
                 term,

@@ -127,6 +127,12 @@ fn drain(nodes: &mut BTreeMap<NodeId, Node>) {
                     assert_eq!(index, n.log.len() as u64 + 1, "applied in order");
                     n.log.push(command);
                 }
+                // No reads here, so no no-op is ever committed; were one, it keeps its
+                // index as an empty command so that indices stay aligned.
+                ApplyMsg::NoOp { index, .. } => {
+                    assert_eq!(index, n.log.len() as u64 + 1, "applied in order");
+                    n.log.push(Bytes::new());
+                }
                 ApplyMsg::Snapshot { index, data, .. } => {
                     let log: Vec<Vec<u8>> = postcard::from_bytes(&data).expect("our snapshot");
                     assert_eq!(log.len() as u64, index);

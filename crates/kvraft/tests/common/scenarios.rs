@@ -31,6 +31,9 @@ pub struct Generic {
     pub maxraftstate: Option<u64>,
     /// Clients use random keys (and occasional puts) instead of one key each.
     pub randomkeys: bool,
+    /// Clients write one operation in twenty instead of one in two: a read-heavy mix,
+    /// to exercise gets (ReadIndex, without the log) under the same faults.
+    pub read_heavy: bool,
 }
 
 impl Generic {
@@ -43,6 +46,7 @@ impl Generic {
         partitions: false,
         maxraftstate: None,
         randomkeys: false,
+        read_heavy: false,
     };
 }
 
@@ -53,11 +57,12 @@ async fn client_loop(
     cli: usize,
     mut ck: TestClerk,
     done: Arc<AtomicBool>,
-    nclients: usize,
-    randomkeys: bool,
+    g: Generic,
     seed: u64,
     test_seed: u64,
 ) -> usize {
+    let (nclients, randomkeys) = (g.nclients, g.randomkeys);
+    let write_permille = if g.read_heavy { 50 } else { 500 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut j = 0;
     let mut last = String::new();
@@ -71,7 +76,7 @@ async fn client_loop(
             cli.to_string()
         };
         let nv = format!("x {cli} {j} y");
-        if rng.gen_range(0..1000) < 500 {
+        if rng.gen_range(0..1000) < write_permille {
             ck.append(&key, &nv).await;
             if !randomkeys {
                 last.push_str(&nv);
@@ -121,8 +126,7 @@ pub async fn generic_rounds(
                 cli,
                 myck,
                 done.clone(),
-                g.nclients,
-                g.randomkeys,
+                g,
                 client_seed,
                 seed,
             )));

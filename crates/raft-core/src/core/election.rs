@@ -27,6 +27,11 @@ impl<R: RngCore> RaftCore<R> {
     /// heard from. Resetting it on every higher term would let a candidate with a stale
     /// log, which can never win, keep the up-to-date peers from ever campaigning.
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        // A leader's reads can no longer be confirmed; a follower's forwarded reads went
+        // to a leader of an older term. Either way they fail, explicitly.
+        if self.role == Role::Leader || term > self.hard.term {
+            self.fail_reads();
+        }
         if term > self.hard.term {
             self.set_hard(term, None);
         }
@@ -39,6 +44,7 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     pub(super) fn campaign(&mut self) {
+        self.fail_reads();
         let term = self.hard.term + 1;
         self.set_hard(term, Some(self.id));
         self.role = Role::Candidate;

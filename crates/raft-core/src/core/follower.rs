@@ -20,7 +20,7 @@ pub(super) struct IncomingSnapshot {
 
 impl<R: RngCore> RaftCore<R> {
     /// Hears from the leader of `term`: a candidate stands down, everyone resets its timer.
-    fn heard_from_leader(&mut self, from: NodeId, term: Term) {
+    pub(super) fn heard_from_leader(&mut self, from: NodeId, term: Term) {
         if self.role != Role::Follower {
             self.become_follower(term, Some(from));
         }

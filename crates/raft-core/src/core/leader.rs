@@ -11,6 +11,8 @@ use rand_core::RngCore;
 
 impl<R: RngCore> RaftCore<R> {
     pub(super) fn heartbeat(&mut self) {
+        // Reads still waiting get a fresh round: the last one's messages may be lost.
+        self.reads.retry_round();
         let commit = self.commit;
         let snapshot_index = self.log.snapshot().index;
         for peer in self.others() {
@@ -248,5 +250,6 @@ impl<R: RngCore> RaftCore<R> {
             return;
         }
         self.commit = candidate;
+        self.reads_on_commit();
     }
 }

@@ -3,18 +3,20 @@
 //! This module holds the state, the inputs and the [`Ready`] hand-over; the rules live in
 //! one submodule per concern: [`election`], [`prevote`], [`check_quorum`] (and leader
 //! stickiness), [`follower`] (receiving entries and snapshots), [`leader`] (sending them,
-//! flow control, commit).
+//! flow control, commit), [`reads`] (ReadIndex).
 
 mod check_quorum;
 mod election;
 mod follower;
 mod leader;
 mod prevote;
+mod reads;
 
 use crate::config::CoreConfig;
 use crate::log::RaftLog;
 use crate::message::{Envelope, Message};
 use crate::progress::Progress;
+use crate::read_only::ReadOnly;
 use crate::ready::Ready;
 use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, Term};
 use crate::CoreError;
@@ -62,6 +64,8 @@ pub struct RaftCore<R: RngCore> {
     broadcast_pending: bool,
     /// A snapshot being received from the leader, chunk by chunk.
     incoming: Option<follower::IncomingSnapshot>,
+    /// Reads in flight (ReadIndex).
+    reads: ReadOnly,
 }
 
 impl<R: RngCore> RaftCore<R> {
@@ -120,6 +124,7 @@ impl<R: RngCore> RaftCore<R> {
             outbox: Vec::new(),
             broadcast_pending: false,
             incoming: None,
+            reads: ReadOnly::default(),
         };
         core.reset_election_timer();
         Ok(core)
@@ -176,6 +181,7 @@ impl<R: RngCore> RaftCore<R> {
 
     /// One unit of logical time has passed.
     pub fn tick(&mut self) {
+        self.reads_tick();
         match self.role {
             Role::Leader => {
                 if !self.tick_check_quorum() {
@@ -197,12 +203,16 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     /// Asks the leader to append `data` to the log. Returns the index and term the entry
-    /// will have if it commits, or [`CoreError::NotLeader`].
+    /// will have if it commits, or [`CoreError::NotLeader`]. Empty `data` is refused with
+    /// [`CoreError::EmptyCommand`]: an empty entry is the leader's no-op.
     pub fn propose(&mut self, data: Bytes) -> Result<(Index, Term), CoreError> {
         if self.role != Role::Leader {
             return Err(CoreError::NotLeader {
                 leader: self.leader,
             });
+        }
+        if data.is_empty() {
+            return Err(CoreError::EmptyCommand);
         }
         let entry = Entry {
             term: self.hard.term,
@@ -267,7 +277,11 @@ impl<R: RngCore> RaftCore<R> {
         }
         let term = msg.term();
         if term > self.hard.term && msg.raises_term() {
-            let leader = matches!(msg, Message::AppendEntries { .. }).then_some(from);
+            let leader = matches!(
+                msg,
+                Message::AppendEntries { .. } | Message::ReadHeartbeat { .. }
+            )
+            .then_some(from);
             self.become_follower(term, leader);
         }
         self.note_active(from, &msg);
@@ -338,6 +352,22 @@ impl<R: RngCore> RaftCore<R> {
                 self.on_install_snapshot_response(from, term, meta, offset, next_offset, installed);
                 Ok(())
             }
+            Message::ReadHeartbeat { term, ctx } => {
+                self.on_read_heartbeat(from, term, ctx);
+                Ok(())
+            }
+            Message::ReadHeartbeatResponse { term, ctx } => {
+                self.on_read_heartbeat_response(from, term, ctx);
+                Ok(())
+            }
+            Message::ReadIndex { ctx, .. } => {
+                self.on_read_index(from, ctx);
+                Ok(())
+            }
+            Message::ReadIndexResponse { ctx, index, .. } => {
+                self.on_read_index_response(ctx, index);
+                Ok(())
+            }
         }
     }
 
@@ -351,6 +381,8 @@ impl<R: RngCore> RaftCore<R> {
             || self.pending_snapshot.is_some()
             || self.pending_restore.is_some()
             || self.applied < self.commit
+            || self.reads.has_output()
+            || (self.reads.round_wanted() && self.role == Role::Leader)
     }
 
     /// Hands over everything to persist, send and apply. See [`Ready`] for the order the
@@ -369,6 +401,7 @@ impl<R: RngCore> RaftCore<R> {
                 self.send_append(peer, false);
             }
         }
+        self.start_read_round();
         let hard_state = if self.hard_dirty {
             self.hard_dirty = false;
             Some(self.hard)
@@ -400,6 +433,8 @@ impl<R: RngCore> RaftCore<R> {
             messages: std::mem::take(&mut self.outbox),
             restore,
             committed,
+            read_states: std::mem::take(&mut self.reads.confirmed),
+            failed_reads: std::mem::take(&mut self.reads.failed),
         }
     }
 

@@ -8,6 +8,7 @@
 //! it with their `_ => Ok(())` arm).
 
 mod flow;
+mod reads;
 mod safety;
 mod stability;
 
@@ -123,6 +124,27 @@ pub enum Observation<'a> {
         /// Whether the message answers a request.
         response: bool,
     },
+    /// A client asked `node` for a linearizable read, identified by `ctx`.
+    ReadStarted {
+        /// Node index.
+        node: usize,
+        /// The read's id.
+        ctx: u64,
+    },
+    /// `node` answered read `ctx` from its state machine at index `applied`.
+    ReadAnswered {
+        /// Node index.
+        node: usize,
+        /// The read's id.
+        ctx: u64,
+        /// The applied index the answer reflects.
+        applied: Index,
+    },
+    /// Read `ctx` will not be answered (refused, failed, or its node crashed).
+    ReadFailed {
+        /// The read's id.
+        ctx: u64,
+    },
 }
 
 /// A safety property checked against every observation.
@@ -192,11 +214,14 @@ pub enum InvariantKind {
     /// With check-quorum, a leader that no majority answered for two windows of
     /// `election_timeout_min` of its ticks has stepped down.
     QuorumContact,
+    /// A read reflects every write committed before it began and nothing uncommitted
+    /// when it was answered.
+    LinearizableRead,
 }
 
 impl InvariantKind {
     /// Every built-in invariant.
-    pub const ALL: [InvariantKind; 12] = [
+    pub const ALL: [InvariantKind; 13] = [
         InvariantKind::ElectionSafety,
         InvariantKind::LeaderAppendOnly,
         InvariantKind::LogMatching,
@@ -209,6 +234,7 @@ impl InvariantKind {
         InvariantKind::SnapshotTraffic,
         InvariantKind::TermOrigin,
         InvariantKind::QuorumContact,
+        InvariantKind::LinearizableRead,
     ];
 
     /// The invariant's name.
@@ -226,6 +252,7 @@ impl InvariantKind {
             InvariantKind::SnapshotTraffic => "snapshot-traffic",
             InvariantKind::TermOrigin => "term-origin",
             InvariantKind::QuorumContact => "quorum-contact",
+            InvariantKind::LinearizableRead => "linearizable-read",
         }
     }
 
@@ -257,6 +284,7 @@ impl InvariantKind {
             InvariantKind::SnapshotTraffic => Box::new(flow::SnapshotTraffic::new(cfg, nodes)),
             InvariantKind::TermOrigin => Box::new(stability::TermOrigin::default()),
             InvariantKind::QuorumContact => Box::new(stability::QuorumContact::new(cfg, nodes)),
+            InvariantKind::LinearizableRead => Box::new(reads::LinearizableRead::default()),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod agreement;
 pub mod election;
 pub mod persistence;
+pub mod reads;
 pub mod snapshot;
 pub mod stability;
 
@@ -26,5 +27,6 @@ pub fn all() -> Vec<Test> {
     tests.extend(persistence::tests());
     tests.extend(snapshot::tests());
     tests.extend(stability::tests());
+    tests.extend(reads::tests());
     tests
 }

@@ -98,6 +98,35 @@ pub(crate) fn describe(m: &Message) -> Described {
                 ),
             },
         ),
+        // Reads have no kind of their own in the timeline: a confirmation round is drawn
+        // as a heartbeat and its answer as an append answer, as in the simulator's pages.
+        Message::ReadHeartbeat { term, ctx } => (
+            MsgKind::Heartbeat,
+            0,
+            0,
+            format!("ReadHeartbeat t{term} round {ctx}"),
+        ),
+        Message::ReadHeartbeatResponse { term, ctx } => (
+            MsgKind::AppendResp,
+            0,
+            0,
+            format!("ReadHeartbeat reply t{term} round {ctx}"),
+        ),
+        Message::ReadIndex { term, ctx } => (
+            MsgKind::Heartbeat,
+            0,
+            0,
+            format!("ReadIndex (forwarded) t{term} read {ctx}"),
+        ),
+        Message::ReadIndexResponse { term, ctx, index } => (
+            MsgKind::AppendResp,
+            index.unwrap_or(0),
+            0,
+            match index {
+                Some(i) => format!("ReadIndex reply t{term} read {ctx} at {i}"),
+                None => format!("ReadIndex reply t{term} read {ctx} refused"),
+            },
+        ),
         Message::InstallSnapshot {
             term,
             meta,

@@ -1,0 +1,65 @@
+//! Gets without the log (ReadIndex): a get asks Raft for a read index, waits until the
+//! apply task has applied it, and reads the state machine there (docs/READS.md).
+
+use super::{Inner, KvServer};
+use crate::op::{KvReply, OpOutput, ServerError};
+use crate::state::KvStateMachine;
+use raft::{Index, RaftError};
+use tokio::sync::oneshot;
+
+/// A get waiting for the state machine to reach its read index.
+pub(super) struct ReadWaiter {
+    pub(super) index: Index,
+    pub(super) key: String,
+    pub(super) tx: oneshot::Sender<String>,
+}
+
+impl KvServer {
+    /// A linearizable get without the log: read index, wait to apply it, read.
+    pub(super) async fn read(&self, key: String) -> KvReply {
+        let inner = &self.inner;
+        let work = async {
+            let index = inner.raft.read_index().await.map_err(|e| match e {
+                RaftError::NotLeader { leader } => ServerError::WrongLeader {
+                    leader_hint: leader,
+                },
+                RaftError::LeadershipLost => ServerError::WrongLeader { leader_hint: None },
+                RaftError::Timeout => ServerError::Timeout,
+                RaftError::Killed => ServerError::ShuttingDown,
+                other => ServerError::Internal(other.to_string()),
+            })?;
+            let (tx, rx) = oneshot::channel();
+            inner.lock().reads.push(ReadWaiter { index, key, tx });
+            inner.read_wake.notify_one();
+            rx.await
+                .map(OpOutput::Value)
+                .map_err(|_| ServerError::ShuttingDown)
+        };
+        match tokio::time::timeout(inner.config.op_timeout, work).await {
+            Ok(reply) => reply,
+            Err(_) => Err(ServerError::Timeout),
+        }
+    }
+}
+
+/// Answers the gets whose read index has been applied, from the current state (which may
+/// be later than the read index: still linearizable, as everything applied is committed).
+/// Gets whose handler gave up are dropped.
+pub(super) fn answer_reads(inner: &Inner, sm: &KvStateMachine) {
+    let ready = {
+        let mut s = inner.lock();
+        if s.reads.is_empty() {
+            return;
+        }
+        let applied = s.stats.last_applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut s.reads)
+            .into_iter()
+            .filter(|r| !r.tx.is_closed())
+            .partition(|r| r.index <= applied);
+        s.reads = waiting;
+        ready
+    };
+    for r in ready {
+        let _ = r.tx.send(sm.get(&r.key).to_owned());
+    }
+}
