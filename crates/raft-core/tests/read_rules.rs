@@ -25,10 +25,18 @@ impl Net {
         let nodes = ids
             .iter()
             .map(|id| {
+                // Figure 2's election (no pre-vote, no check-quorum), as in rules.rs: the
+                // read rules do not depend on how a leader was elected, and `elect` below
+                // ticks a node straight into candidacy.
+                let config = CoreConfig {
+                    pre_vote: false,
+                    check_quorum: false,
+                    ..CoreConfig::default()
+                };
                 let core = RaftCore::new(
                     *id,
                     ids,
-                    CoreConfig::default(),
+                    config,
                     RestoredState::default(),
                     ChaCha8Rng::seed_from_u64(*id),
                 )
@@ -88,9 +96,13 @@ impl Net {
 
     /// Elects `id` and settles the cluster.
     fn elect(&mut self, id: u64) {
-        while self.node(id).role() != Role::Candidate {
+        for _ in 0..10_000 {
+            if self.node(id).role() == Role::Candidate {
+                break;
+            }
             self.node(id).tick();
         }
+        assert_eq!(self.node(id).role(), Role::Candidate, "never campaigned");
         self.stabilize();
         assert!(self.node(id).is_leader());
     }

@@ -15,7 +15,7 @@ impl Drop for Guard {
 }
 
 /// The flags of the command in README.md, after `cargo run --release -p raft-sim --`.
-const FLAGS: &str = "--replay 235 --nodes 3 --steps 400 --no-swarm \
+const FLAGS: &str = "--replay 913 --nodes 3 --steps 400 --no-swarm \
     --set faults.partition=0 --set faults.drop=0 --set faults.duplicate=0 \
     --set faults.delay=0 --set faults.reorder=0 --set faults.crash=0.03 \
     --set faults.crash_leader_bias=1";

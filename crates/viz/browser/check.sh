@@ -7,7 +7,7 @@
 #      must have drawn (the data-draws marker it sets on the SVG), the SVG must have one
 #      lane per node, and the driver's clicks (next election, filters, wheel zoom, drag,
 #      log view, next fault, whole run) must each change what is shown.
-# Without flags it checks the README's example (seed 235; what CI runs, see .ci/run).
+# Without flags it checks the README's example (seed 913; what CI runs, see .ci/run).
 # Usage:
 #   bash crates/viz/browser/check.sh                                   # the README example
 #   bash crates/viz/browser/check.sh --screenshot docs/timeline-readme.png   # refresh docs/
@@ -27,7 +27,7 @@ done
 if [ $# -eq 0 ]; then
     # The README's example (keep in step with README.md and crates/sim/tests/readme_svg.rs),
     # shown with the log view just before n2's log is repaired.
-    set -- --replay 235 --nodes 3 --steps 400 --no-swarm \
+    set -- --replay 913 --nodes 3 --steps 400 --no-swarm \
         --set faults.partition=0 --set faults.drop=0 --set faults.duplicate=0 \
         --set faults.delay=0 --set faults.reorder=0 --set faults.crash=0.03 \
         --set faults.crash_leader_bias=1
