@@ -14,7 +14,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{KvCluster, Latency};
+use common::{KvCluster, Latency, TestEnd};
+use kvraft::Clerk;
 use raft_tester::{Mode, RunOptions};
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,9 @@ struct Figures {
     rpcs_per_op: f64,
 }
 
-async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
+/// Three servers in real time on a reliable network with no added latency, and `clerks`
+/// clerks that have not yet sent anything.
+fn cluster(clerks: usize, maxraftstate: Option<u64>) -> (KvCluster, Vec<Clerk<TestEnd>>) {
     let opts = RunOptions {
         mode: Mode::RealTime,
         seed: 1,
@@ -39,9 +42,14 @@ async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
     };
     let mut cfg = KvCluster::with_latency(3, false, maxraftstate, opts, Latency::ZERO);
     let all = cfg.all();
-    let mut cks: Vec<_> = (0..clerks)
+    let cks = (0..clerks)
         .map(|_| cfg.make_client(&all).into_clerk())
         .collect();
+    (cfg, cks)
+}
+
+async fn scenario(clerks: usize, maxraftstate: Option<u64>) -> Figures {
+    let (cfg, mut cks) = cluster(clerks, maxraftstate);
     // Warm up: a leader is elected and every clerk has found it.
     for ck in &mut cks {
         if let Err(e) = ck.get("warmup").await {
@@ -146,8 +154,6 @@ fn main() {
 
 /// The read mixes.
 mod reads {
-    use super::common::{KvCluster, Latency};
-    use raft_tester::{Mode, RunOptions};
     use std::time::{Duration, Instant};
 
     const OPS_PER_CLERK: usize = 1000;
@@ -164,16 +170,7 @@ mod reads {
 
     /// `writes_every`: one append every that many operations (`None`: gets only).
     async fn scenario(clerks: usize, writes_every: Option<usize>) -> Figures {
-        let opts = RunOptions {
-            mode: Mode::RealTime,
-            seed: 1,
-            quiet: true,
-        };
-        let mut cfg = KvCluster::with_latency(3, false, None, opts, Latency::ZERO);
-        let all = cfg.all();
-        let mut cks: Vec<_> = (0..clerks)
-            .map(|_| cfg.make_client(&all).into_clerk())
-            .collect();
+        let (mut cfg, mut cks) = super::cluster(clerks, None);
         for (c, ck) in cks.iter_mut().enumerate() {
             if let Err(e) = ck.append(&format!("k{c}"), "x").await {
                 panic!("warm-up append failed: {e}");
