@@ -32,6 +32,18 @@ struct Figures {
     rpcs_per_op: f64,
 }
 
+/// A fresh 2-worker runtime for one scenario, so that scenarios share no leftover tasks.
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a runtime: {e}"),
+    }
+}
+
 /// Three servers in real time on a reliable network with no added latency, and `clerks`
 /// clerks that have not yet sent anything.
 fn cluster(clerks: usize, maxraftstate: Option<u64>) -> (KvCluster, Vec<Clerk<TestEnd>>) {
@@ -126,14 +138,7 @@ fn main() {
     let mut runs: Vec<(usize, Option<u64>)> = counts.iter().map(|&c| (c, None)).collect();
     runs.push((1, Some(1000)));
     for (clerks, maxraftstate) in runs {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => panic!("cannot build a runtime: {e}"),
-        };
+        let runtime = runtime();
         let f = runtime.block_on(scenario(clerks, maxraftstate));
         runtime.shutdown_background();
         let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
@@ -248,14 +253,7 @@ mod reads {
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for (mix, writes_every) in [("95/5", Some(20)), ("read-only", None)] {
             for &clerks in counts {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_time()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => panic!("cannot build a runtime: {e}"),
-                };
+                let runtime = super::runtime();
                 let f = runtime.block_on(scenario(clerks, writes_every));
                 runtime.shutdown_background();
                 let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1000.0);
