@@ -63,6 +63,6 @@ pub use crate::quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use crate::read_only::{FailedRead, ReadFailure, ReadState};
 pub use crate::ready::Ready;
 pub use crate::types::{
-    Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,
+    Entry, EntryKind, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,
 };
 pub use bytes::Bytes;

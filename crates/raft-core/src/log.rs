@@ -213,11 +213,7 @@ mod tests {
     use bytes::Bytes;
 
     fn e(index: Index, term: Term) -> Entry {
-        Entry {
-            term,
-            index,
-            data: Bytes::new(),
-        }
+        Entry::new(term, index, Bytes::new())
     }
 
     #[test]

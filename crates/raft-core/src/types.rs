@@ -12,6 +12,16 @@ pub type Term = u64;
 /// A log index. The first entry of a log has index 1; index 0 means "before the log".
 pub type Index = u64;
 
+/// What an entry's `data` holds, and so who reads it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A command for the service (empty data: the leader's no-op), applied by the service.
+    #[default]
+    Command,
+    /// A cluster configuration, read by the core itself; the service is only told of it.
+    Config,
+}
+
 /// One entry of the replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -19,14 +29,34 @@ pub struct Entry {
     pub term: Term,
     /// The entry's position in the log, starting at 1.
     pub index: Index,
-    /// The service's command. The core never looks inside it.
+    /// Whose entry it is: the service's command or the core's configuration.
+    pub kind: EntryKind,
+    /// The creating leader's clock when it appended the entry, in the driver's time unit
+    /// (0 when the driver gives the core no clock). Lease reads use it; nothing else does.
+    pub timestamp: u64,
+    /// The command (or configuration). The core never looks inside a command.
     pub data: Bytes,
 }
 
 impl Entry {
+    /// Bytes an entry costs beyond its data in [`Entry::size`]: the size limits' estimate
+    /// of its header (term, index, kind, timestamp).
+    pub const OVERHEAD: usize = 24;
+
+    /// A command entry with no timestamp: the common case, and what tests build.
+    pub fn new(term: Term, index: Index, data: impl Into<Bytes>) -> Self {
+        Entry {
+            term,
+            index,
+            kind: EntryKind::Command,
+            timestamp: 0,
+            data: data.into(),
+        }
+    }
+
     /// Bytes this entry adds to a message or to storage, used for size limits.
     pub fn size(&self) -> usize {
-        self.data.len() + 16
+        self.data.len() + Self::OVERHEAD
     }
 }
 

@@ -33,20 +33,18 @@ fn entries(prev: u64) -> impl Strategy<Value = Vec<Entry>> {
         terms
             .into_iter()
             .enumerate()
-            .map(|(i, term)| Entry {
-                term,
-                index: prev.wrapping_add(1 + i as u64),
-                data: Bytes::from_static(b"x"),
+            .map(|(i, term)| {
+                Entry::new(
+                    term,
+                    prev.wrapping_add(1 + i as u64),
+                    Bytes::from_static(b"x"),
+                )
             })
             .collect()
     });
     let arbitrary = prop::collection::vec((value(), value()), 0..4).prop_map(|v| {
         v.into_iter()
-            .map(|(index, term)| Entry {
-                term,
-                index,
-                data: Bytes::new(),
-            })
+            .map(|(index, term)| Entry::new(term, index, Bytes::new()))
             .collect()
     });
     prop_oneof![3 => numbered, 1 => arbitrary]
@@ -166,11 +164,7 @@ fn start() -> impl Strategy<Value = RestoredState> {
         let entries: Vec<Entry> = terms
             .iter()
             .enumerate()
-            .map(|(i, t)| Entry {
-                term: *t,
-                index: i as u64 + 1,
-                data: Bytes::new(),
-            })
+            .map(|(i, t)| Entry::new(*t, i as u64 + 1, Bytes::new()))
             .collect();
         let cut = cut.min(entries.len());
         let snapshot = if cut == 0 {

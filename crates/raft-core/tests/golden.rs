@@ -277,11 +277,7 @@ fn parse_message(w: &[&str]) -> Message {
                 entries: terms
                     .iter()
                     .enumerate()
-                    .map(|(i, t)| Entry {
-                        term: *t,
-                        index: prev + 1 + i as u64,
-                        data: Bytes::new(),
-                    })
+                    .map(|(i, t)| Entry::new(*t, prev + 1 + i as u64, Bytes::new()))
                     .collect(),
                 leader_commit: num(w[4]),
             }
@@ -369,11 +365,7 @@ fn run_command(cluster: &mut Option<Cluster>, line: &str) -> String {
                 restored.entries = l
                     .split(',')
                     .enumerate()
-                    .map(|(i, t)| Entry {
-                        term: num(t),
-                        index: base + 1 + i as u64,
-                        data: Bytes::new(),
-                    })
+                    .map(|(i, t)| Entry::new(num(t), base + 1 + i as u64, Bytes::new()))
                     .collect();
             }
             let core = make(id, &c.ids, &c.cfg, restored);

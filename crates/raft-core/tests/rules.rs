@@ -9,11 +9,7 @@ use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 type Core = RaftCore<ChaCha8Rng>;
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry {
-        term,
-        index,
-        data: Bytes::from(format!("{index}@{term}")),
-    }
+    Entry::new(term, index, Bytes::from(format!("{index}@{term}")))
 }
 
 fn core_with(id: u64, peers: &[u64], term: u64, vote: Option<u64>, log: Vec<Entry>) -> Core {

@@ -10,11 +10,7 @@ use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 type Core = RaftCore<ChaCha8Rng>;
 
 fn entry(index: u64, term: u64) -> Entry {
-    Entry {
-        term,
-        index,
-        data: Bytes::from(format!("{index}@{term}")),
-    }
+    Entry::new(term, index, Bytes::from(format!("{index}@{term}")))
 }
 
 fn cfg(chunk: usize) -> CoreConfig {

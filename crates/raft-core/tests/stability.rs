@@ -22,11 +22,7 @@ fn node(id: u64, term: u64, log_terms: &[u64], cfg: CoreConfig) -> Core {
         entries: log_terms
             .iter()
             .enumerate()
-            .map(|(i, t)| Entry {
-                term: *t,
-                index: i as u64 + 1,
-                data: Bytes::new(),
-            })
+            .map(|(i, t)| Entry::new(*t, i as u64 + 1, Bytes::new()))
             .collect(),
         ..Default::default()
     };

@@ -191,7 +191,7 @@ async fn memory_stays_bounded_when_the_service_applies_slowly() {
     let (leader, _) = wait_for_leader(&net, Duration::from_secs(10)).await;
     let raft = net.get(leader).expect("leader");
     let (mut accepted, mut busy, mut max_size) = (0u64, 0u64, 0u64);
-    let entry_size = 16 + 8;
+    let entry_size = (raft_core::Entry::OVERHEAD + 8) as u64;
     for i in 0..20_000u64 {
         match raft.start(Bytes::from(i.to_le_bytes().to_vec())).await {
             Ok((index, _)) => {

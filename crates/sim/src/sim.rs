@@ -1112,8 +1112,8 @@ impl Simulator {
         let net = &self.cfg.network;
         let core = &self.cfg.core;
         let rtt_ticks = (2 * (net.latency_max_us + net.fsync_max_us)).div_ceil(net.tick_us) + 1;
-        // A command entry is 24 bytes in raft-core's size accounting (8 + 16).
-        let per_msg = (core.max_msg_bytes / 24).max(1) as u64;
+        // The simulator's commands are 8 bytes; raft-core adds its header estimate.
+        let per_msg = (core.max_msg_bytes / (8 + raft_core::Entry::OVERHEAD)).max(1) as u64;
         let window = per_msg * core.max_inflight_msgs.max(1) as u64;
         let ledger = &self.world.ledger;
         let max_last = self

@@ -253,11 +253,7 @@ mod tests {
     use bytes::Bytes;
 
     fn e(index: Index, term: Term) -> Entry {
-        Entry {
-            term,
-            index,
-            data: Bytes::new(),
-        }
+        Entry::new(term, index, Bytes::new())
     }
 
     fn snap(index: Index, term: Term) -> Snapshot {

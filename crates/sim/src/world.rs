@@ -202,11 +202,7 @@ impl Ledger {
     fn extend_digests(&mut self) {
         while let Some(Some(c)) = self.chosen.get(self.digests.len()) {
             let i = self.digests.len();
-            let e = Entry {
-                term: c.term,
-                index: i as Index,
-                data: c.data.clone(),
-            };
+            let e = Entry::new(c.term, i as Index, c.data.clone());
             let d = digest_step(self.digests[i - 1], &e);
             self.digests.push(d);
         }

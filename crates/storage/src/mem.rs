@@ -143,11 +143,7 @@ mod tests {
     use raft_core::Bytes;
 
     fn e(index: u64, term: u64) -> Entry {
-        Entry {
-            term,
-            index,
-            data: Bytes::from_static(b"abc"),
-        }
+        Entry::new(term, index, Bytes::from_static(b"abc"))
     }
 
     #[test]

@@ -20,11 +20,7 @@ fn append(term: u64, index: u64, value: usize) -> Envelope {
             term,
             prev_log_index: index - 1,
             prev_log_term: term,
-            entries: vec![Entry {
-                term,
-                index,
-                data: Bytes::from(vec![b'x'; value]),
-            }],
+            entries: vec![Entry::new(term, index, Bytes::from(vec![b'x'; value]))],
             leader_commit: 0,
         },
     }

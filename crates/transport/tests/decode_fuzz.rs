@@ -36,7 +36,7 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
         let entries = (0..n as u64)
-            .map(|i| raft_core::Entry { term, index: 5 + i, data: vec![1u8; i as usize].into() })
+            .map(|i| raft_core::Entry::new(term, 5 + i, vec![1u8; i as usize]))
             .collect();
         let req = PeerRequest {
             id: term,

@@ -80,10 +80,12 @@ fn floor(dir: &Path, n: usize) -> Stats {
 
 fn entries(from: u64, n: usize) -> Vec<Entry> {
     (from..from + n as u64)
-        .map(|index| Entry {
-            term: 1,
-            index,
-            data: Bytes::from(vec![(index % 251) as u8; ENTRY_BYTES]),
+        .map(|index| {
+            Entry::new(
+                1,
+                index,
+                Bytes::from(vec![(index % 251) as u8; ENTRY_BYTES]),
+            )
         })
         .collect()
 }

@@ -4,9 +4,10 @@
 //!
 //! The layout is postcard's encoding of `Vec<Entry>` (which is what the writer produces
 //! with `postcard::to_allocvec`): a varint count, then per entry a varint term, a varint
-//! index and the data as a varint length followed by the bytes. Varints are LEB128.
+//! index, the kind as a varint (0 command, 1 configuration), a varint timestamp and the
+//! data as a varint length followed by the bytes. Varints are LEB128.
 
-use raft_core::{Bytes, Entry, Index, Term};
+use raft_core::{Bytes, Entry, EntryKind, Index, Term};
 
 /// What replay needs of an entries record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,22 +35,47 @@ fn varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
     Err("number too long in entries record".into())
 }
 
-/// Walks the record: calls `each(term, index, data range)` per entry.
-fn walk(
-    buf: &[u8],
-    mut each: impl FnMut(Term, Index, std::ops::Range<usize>),
-) -> Result<(), String> {
+/// One entry as the walk finds it: its header, and where its data lies in the record.
+struct Walked {
+    term: Term,
+    index: Index,
+    kind: EntryKind,
+    timestamp: u64,
+    data: std::ops::Range<usize>,
+}
+
+impl Walked {
+    /// `Entry::size()` of the entry.
+    fn size(&self) -> u64 {
+        (self.data.len() + Entry::OVERHEAD) as u64
+    }
+}
+
+/// Walks the record: calls `each` per entry.
+fn walk(buf: &[u8], mut each: impl FnMut(Walked)) -> Result<(), String> {
     let mut at = 0;
     let count = varint(buf, &mut at)?;
     for _ in 0..count {
         let term = varint(buf, &mut at)?;
         let index = varint(buf, &mut at)?;
+        let kind = match varint(buf, &mut at)? {
+            0 => EntryKind::Command,
+            1 => EntryKind::Config,
+            k => return Err(format!("entry {index} has unknown kind {k}")),
+        };
+        let timestamp = varint(buf, &mut at)?;
         let len = usize::try_from(varint(buf, &mut at)?).map_err(|e| e.to_string())?;
         let end = at
             .checked_add(len)
             .filter(|&e| e <= buf.len())
             .ok_or("entry data runs past the record")?;
-        each(term, index, at..end);
+        each(Walked {
+            term,
+            index,
+            kind,
+            timestamp,
+            data: at..end,
+        });
         at = end;
     }
     if at != buf.len() {
@@ -63,8 +89,8 @@ fn walk(
 pub(crate) fn summarize(buf: &[u8]) -> Result<Summary, String> {
     let mut s: Option<Summary> = None;
     let mut bad = None;
-    walk(buf, |term, index, data| {
-        let size = data.len() as u64 + 16;
+    walk(buf, |w| {
+        let (term, index, size) = (w.term, w.index, w.size());
         match &mut s {
             None => {
                 s = Some(Summary {
@@ -95,19 +121,21 @@ pub(crate) fn summarize(buf: &[u8]) -> Result<Summary, String> {
 /// `Entry::size()` of each entry, in order.
 pub(crate) fn sizes(buf: &[u8]) -> Result<Vec<u64>, String> {
     let mut v = Vec::new();
-    walk(buf, |_, _, data| v.push(data.len() as u64 + 16))?;
+    walk(buf, |w| v.push(w.size()))?;
     Ok(v)
 }
 
 /// The entries of `first..=last`, their data sharing `buf`.
 pub(crate) fn decode_range(buf: &Bytes, first: Index, last: Index) -> Result<Vec<Entry>, String> {
     let mut v = Vec::new();
-    walk(buf, |term, index, data| {
-        if (first..=last).contains(&index) {
+    walk(buf, |w| {
+        if (first..=last).contains(&w.index) {
             v.push(Entry {
-                term,
-                index,
-                data: buf.slice(data),
+                term: w.term,
+                index: w.index,
+                kind: w.kind,
+                timestamp: w.timestamp,
+                data: buf.slice(w.data),
             });
         }
     })?;
@@ -123,17 +151,28 @@ mod tests {
         (
             any::<u64>(),
             any::<u64>(),
-            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..20),
+            prop::collection::vec(
+                (
+                    any::<bool>(),
+                    any::<u64>(),
+                    prop::collection::vec(any::<u8>(), 0..300),
+                ),
+                1..20,
+            ),
         )
             .prop_map(|(term, first, datas)| {
                 let first = first % (u64::MAX / 2);
                 datas
                     .into_iter()
                     .enumerate()
-                    .map(|(i, d)| Entry {
-                        term,
-                        index: first + i as u64,
-                        data: Bytes::from(d),
+                    .map(|(i, (config, timestamp, d))| Entry {
+                        kind: if config {
+                            EntryKind::Config
+                        } else {
+                            EntryKind::Command
+                        },
+                        timestamp,
+                        ..Entry::new(term, first + i as u64, Bytes::from(d))
                     })
                     .collect()
             })
@@ -166,11 +205,7 @@ mod tests {
 
     #[test]
     fn refuses_gaps_and_mixed_terms() {
-        let mk = |term, index| Entry {
-            term,
-            index,
-            data: Bytes::new(),
-        };
+        let mk = |term, index| Entry::new(term, index, Bytes::new());
         let gap = postcard::to_allocvec(&vec![mk(1, 1), mk(1, 3)]).expect("encode");
         assert!(summarize(&gap).is_err());
         let mixed = postcard::to_allocvec(&vec![mk(1, 1), mk(2, 2)]).expect("encode");

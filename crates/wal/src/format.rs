@@ -38,7 +38,7 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RAFTWAL\0";
 /// Magic number at the start of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RAFTSNP\0";
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// Bytes of a segment header.
 pub const SEGMENT_HEADER_LEN: usize = 40;
 /// Bytes of a frame's header.

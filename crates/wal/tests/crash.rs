@@ -75,11 +75,7 @@ fn random_batch(rng: &mut ChaCha8Rng, state: &RestoredState) -> Batch {
     let appends = |rng: &mut ChaCha8Rng, from: u64, term: u64| -> Vec<Entry> {
         let k = rng.gen_range(1..=6u64);
         (from..from + k)
-            .map(|index| Entry {
-                term,
-                index,
-                data: data(rng, 150),
-            })
+            .map(|index| Entry::new(term, index, data(rng, 150)))
             .collect()
     };
     match rng.gen_range(0..10) {

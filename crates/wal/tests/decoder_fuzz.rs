@@ -37,11 +37,7 @@ fn valid_segment() -> Vec<u8> {
     let fs = FaultFs::new();
     let mut s = WalStorage::open_with(Arc::new(fs.clone()), Path::new("/d"), opts()).expect("open");
     for i in 1..=5u64 {
-        let e = Entry {
-            term: 1,
-            index: i,
-            data: Bytes::from(vec![i as u8; 30]),
-        };
+        let e = Entry::new(1, i, Bytes::from(vec![i as u8; 30]));
         s.write(WriteBatch {
             entries: &[e],
             ..Default::default()

@@ -23,11 +23,7 @@ fn inspect_describes_and_verify_refuses_damage() {
     let dir = root.path().join("n");
     let mut s = WalStorage::open(&dir, opts(5, 2)).expect("open");
     let es: Vec<Entry> = (1..=10)
-        .map(|i| Entry {
-            term: 3,
-            index: i,
-            data: Bytes::from(vec![1u8; 50]),
-        })
+        .map(|i| Entry::new(3, i, Bytes::from(vec![1u8; 50])))
         .collect();
     s.write(WriteBatch {
         hard_state: Some(HardState {

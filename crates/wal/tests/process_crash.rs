@@ -56,11 +56,7 @@ fn crash_child() {
     for batch in 0u64..1_000_000 {
         let n = 1 + batch % 8;
         let entries: Vec<Entry> = (last + 1..=last + n)
-            .map(|index| Entry {
-                term,
-                index,
-                data: payload(index),
-            })
+            .map(|index| Entry::new(term, index, payload(index)))
             .collect();
         let snap = (batch % 40 == 39 && last > 10).then(|| Snapshot {
             meta: SnapshotMeta {

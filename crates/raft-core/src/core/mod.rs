@@ -214,11 +214,7 @@ impl<R: RngCore> RaftCore<R> {
         if data.is_empty() {
             return Err(CoreError::EmptyCommand);
         }
-        let entry = Entry {
-            term: self.hard.term,
-            index: self.log.last_index() + 1,
-            data,
-        };
+        let entry = Entry::new(self.hard.term, self.log.last_index() + 1, data);
         let at = (entry.index, entry.term);
         self.append_local(entry);
         // Sent with the next Ready, together with every other proposal made before it:

@@ -70,11 +70,7 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     fn append_noop(&mut self) {
-        let entry = Entry {
-            term: self.hard.term,
-            index: self.log.last_index() + 1,
-            data: Bytes::new(),
-        };
+        let entry = Entry::new(self.hard.term, self.log.last_index() + 1, Bytes::new());
         self.append_local(entry);
         self.broadcast_pending = true;
         self.maybe_commit();

@@ -16,11 +16,7 @@ pub trait Harness {
 }
 
 pub fn e(index: u64, term: u64) -> Entry {
-    Entry {
-        term,
-        index,
-        data: Bytes::from(format!("cmd-{index}-{term}")),
-    }
+    Entry::new(term, index, Bytes::from(format!("cmd-{index}-{term}")))
 }
 
 fn entries(from: u64, to: u64, term: u64) -> Vec<Entry> {
@@ -214,11 +210,7 @@ pub fn many_batches_survive_reopen<H: Harness>(h: &mut H) {
 pub fn batch_larger_than_a_segment<H: Harness>(h: &mut H) {
     let mut s = h.fresh();
     let big: Vec<Entry> = (1..=200)
-        .map(|i| Entry {
-            term: 1,
-            index: i,
-            data: Bytes::from(vec![i as u8; 100]),
-        })
+        .map(|i| Entry::new(1, i, Bytes::from(vec![i as u8; 100])))
         .collect();
     append(&mut s, &big);
     append(&mut s, &entries(201, 203, 1));
