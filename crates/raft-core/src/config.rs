@@ -30,6 +30,13 @@ pub struct CoreConfig {
     /// down, and a node that heard from a leader within `election_timeout_min` ticks
     /// ignores requests for (pre-)votes (leader stickiness).
     pub check_quorum: bool,
+    /// The leader writes new entries to its disk in parallel with sending them (thesis
+    /// §10.2.1): its AppendEntries leave in [`Ready::early_messages`](crate::Ready), before
+    /// the write, and the leader counts its own copy toward a commit only once the driver
+    /// reported it durable with [`persisted`](crate::RaftCore::persisted). A driver that
+    /// turns this on must make that call after each write; one that does not may leave it
+    /// off and keep the simple order of [`Ready`](crate::Ready).
+    pub leader_parallel_write: bool,
 }
 
 impl Default for CoreConfig {
@@ -44,6 +51,7 @@ impl Default for CoreConfig {
             snapshot_chunk_bytes: 256 << 10,
             pre_vote: true,
             check_quorum: true,
+            leader_parallel_write: false,
         }
     }
 }

@@ -320,6 +320,19 @@ impl Message {
         )
     }
 
+    /// True for a leader's replication requests, which promise nothing about what the
+    /// sender has persisted: with [`CoreConfig::leader_parallel_write`](crate::CoreConfig)
+    /// they may leave before the leader's own write is durable (thesis §10.2.1). Votes,
+    /// acknowledgements and every other response speak for persisted state and never may.
+    pub fn may_precede_persist(&self) -> bool {
+        matches!(
+            self,
+            Message::AppendEntries { .. }
+                | Message::InstallSnapshot { .. }
+                | Message::ReadHeartbeat { .. }
+        )
+    }
+
     /// True for requests the receiver answers at once with exactly one response (a
     /// request/response transport waits for it). False for responses and for the one-way
     /// `ReadIndex` and `ReadIndexResponse`, which a transport delivers without waiting for

@@ -11,7 +11,7 @@ use crate::types::{Entry, HardState, Index, Snapshot};
 ///    snapshot's last index with the same term, otherwise all are dropped), then remove
 ///    entries from `truncate_from` on (if any), then append `entries`. All of it is one
 ///    atomic write, durable before step 2.
-/// 2. **Send** `messages`. Votes and acknowledgements in them promise that step 1 is
+/// 2. **Send** `messages` (`early_messages` may go before step 1, see below). Votes and acknowledgements in them promise that step 1 is
 ///    durable; sending them earlier breaks Raft's safety after a crash.
 /// 3. **Apply**: first `restore` (if any), a snapshot the service must load in place of
 ///    its state, then `committed`, in order.
@@ -20,6 +20,13 @@ use crate::types::{Entry, HardState, Index, Snapshot};
 ///    for safety); each of `failed_reads` is given up, never answered.
 ///
 /// A driver that follows this order, one `Ready` at a time, is correct.
+///
+/// With [`CoreConfig::leader_parallel_write`](crate::CoreConfig) a leader's replication
+/// requests come in `early_messages`, which may be sent before (or while) step 1 runs:
+/// the leader's disk write then overlaps the round trip to its followers. The driver
+/// reports each finished write with [`persisted`](crate::RaftCore::persisted), and the
+/// leader counts its own copy only from then on. Without that setting `early_messages`
+/// is always empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// New term and vote to persist, when they changed.
@@ -31,6 +38,9 @@ pub struct Ready {
     pub entries: Vec<Entry>,
     /// A snapshot to persist with the log compaction it implies.
     pub snapshot: Option<Snapshot>,
+    /// Messages that may be sent at once, before the above is durable (a leader's
+    /// replication requests, with `leader_parallel_write` only).
+    pub early_messages: Vec<Envelope>,
     /// Messages to send, once the above is durable.
     pub messages: Vec<Envelope>,
     /// A snapshot the service must load before applying `committed` (one received from
@@ -55,6 +65,7 @@ impl Ready {
             && self.entries.is_empty()
             && self.snapshot.is_none()
             && self.restore.is_none()
+            && self.early_messages.is_empty()
             && self.messages.is_empty()
             && self.committed.is_empty()
             && self.read_states.is_empty()

@@ -261,6 +261,8 @@ type Writing<S> = (
 
 /// The part of a `Ready` that may happen only once its persistent part is durable.
 struct Unsent {
+    /// The last entry (or snapshot point) the write makes durable, to tell the core.
+    durable: Option<(Index, raft_core::Term)>,
     messages: Vec<Envelope>,
     restore: Option<Snapshot>,
     committed: Vec<raft_core::Entry>,
@@ -460,6 +462,16 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 let _ = tx.send(Err(failed.reason.into()));
             }
         }
+        // A leader's replication requests promise nothing about its own disk: they leave
+        // now, and its write overlaps their round trip (thesis §10.2.1).
+        for env in ready.early_messages {
+            self.call(env);
+        }
+        let durable = ready
+            .entries
+            .last()
+            .map(|e| (e.index, e.term))
+            .or(ready.snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
         let persist = Persist {
             hard_state: ready.hard_state,
             snapshot: ready.snapshot,
@@ -470,6 +482,7 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             observe_write(observer, &persist, ready.restore.is_some());
         }
         let unsent = Unsent {
+            durable,
             messages: ready.messages,
             restore: ready.restore,
             committed: ready.committed,
@@ -505,6 +518,9 @@ impl<S: Storage, T: Transport> Actor<S, T> {
 
     /// Steps 2 and 3 of a `Ready`, once its persistent part is durable.
     async fn send_and_apply(&mut self, unsent: Unsent) {
+        if let Some((index, term)) = unsent.durable {
+            self.core.persisted(index, term);
+        }
         // 2. Send: responses answer pending requests; requests become calls.
         for env in unsent.messages {
             if env.msg.is_response() {

@@ -93,6 +93,11 @@ pub struct FaultConfig {
     /// When a crash lands in that window, probability that the written-but-unsynced
     /// batch is lost too (it is never lost once its messages were sent).
     pub lose_unsynced: f64,
+    /// Probability that a node whose write is unsynced (see `sync_lag`) crashes when the
+    /// sync was due, in its place: power lost during the fsync. The window in which a
+    /// leader that sent entries before its own write was durable (thesis §10.2.1) can
+    /// lose them.
+    pub crash_in_sync: f64,
 }
 
 /// The kinds of network partition the simulator can create.
@@ -189,6 +194,7 @@ impl Default for FaultConfig {
             max_down_ticks: 40,
             sync_lag: 0.2,
             lose_unsynced: 0.5,
+            crash_in_sync: 0.0,
         }
     }
 }
@@ -257,6 +263,7 @@ impl SimConfig {
             ("crash_leader_bias", f.crash_leader_bias),
             ("sync_lag", f.sync_lag),
             ("lose_unsynced", f.lose_unsynced),
+            ("crash_in_sync", f.crash_in_sync),
             ("leader_bias", w.leader_bias),
         ] {
             if !(0.0..=1.0).contains(&p) {
@@ -382,6 +389,10 @@ impl SimConfig {
         let core = &mut c.core;
         core.pre_vote = core.pre_vote && rng.gen_bool(0.75);
         core.check_quorum = core.check_quorum && rng.gen_bool(0.75);
+        // The leader's parallel write (off by default, so that fixed-seed runs stay as
+        // they were) is on in half the seeds.
+        core.leader_parallel_write = core.leader_parallel_write || rng.gen_bool(0.5);
+        c.faults.crash_in_sync = [c.faults.crash_in_sync, 0.05, 0.3][rng.gen_range(0..3)];
         c
     }
 
@@ -415,6 +426,7 @@ impl SimConfig {
             "faults.max_down_ticks" => f.max_down_ticks = num(key, value)?,
             "faults.sync_lag" => f.sync_lag = num(key, value)?,
             "faults.lose_unsynced" => f.lose_unsynced = num(key, value)?,
+            "faults.crash_in_sync" => f.crash_in_sync = num(key, value)?,
             "network.tick_us" => n.tick_us = num(key, value)?,
             "network.latency_min_us" => n.latency_min_us = num(key, value)?,
             "network.latency_max_us" => n.latency_max_us = num(key, value)?,
@@ -429,6 +441,7 @@ impl SimConfig {
             "core.snapshot_chunk_bytes" => c.snapshot_chunk_bytes = num(key, value)?,
             "core.pre_vote" => c.pre_vote = num(key, value)?,
             "core.check_quorum" => c.check_quorum = num(key, value)?,
+            "core.leader_parallel_write" => c.leader_parallel_write = num(key, value)?,
             "workload.proposals_per_tick" => w.proposals_per_tick = num(key, value)?,
             "workload.leader_bias" => w.leader_bias = num(key, value)?,
             "workload.max_batch" => w.max_batch = num(key, value)?,
@@ -484,6 +497,7 @@ impl SimConfig {
             ("faults.max_down_ticks", f.max_down_ticks.to_string()),
             ("faults.sync_lag", f.sync_lag.to_string()),
             ("faults.lose_unsynced", f.lose_unsynced.to_string()),
+            ("faults.crash_in_sync", f.crash_in_sync.to_string()),
             ("network.tick_us", n.tick_us.to_string()),
             ("network.latency_min_us", n.latency_min_us.to_string()),
             ("network.latency_max_us", n.latency_max_us.to_string()),
@@ -547,14 +561,15 @@ impl fmt::Display for SimConfig {
         )?;
         writeln!(
             f,
-            "core: election {}..={} ticks, heartbeat {} ticks, max_msg_bytes {}, max_inflight_msgs {}, pre_vote {}, check_quorum {}",
+            "core: election {}..={} ticks, heartbeat {} ticks, max_msg_bytes {}, max_inflight_msgs {}, pre_vote {}, check_quorum {}, leader_parallel_write {}",
             c.election_timeout_min,
             c.election_timeout_max,
             c.heartbeat_ticks,
             c.max_msg_bytes,
             c.max_inflight_msgs,
             c.pre_vote,
-            c.check_quorum
+            c.check_quorum,
+            c.leader_parallel_write
         )?;
         writeln!(
             f,
@@ -568,7 +583,7 @@ impl fmt::Display for SimConfig {
         )?;
         writeln!(
             f,
-            "per tick: partition {:.3} {:?} heal {:.3} crash {:.3} (leader bias {:.2}, down <= {} ticks); sync_lag {:.2} lose_unsynced {:.2}",
+            "per tick: partition {:.3} {:?} heal {:.3} crash {:.3} (leader bias {:.2}, down <= {} ticks); sync_lag {:.2} lose_unsynced {:.2} crash_in_sync {:.2}",
             x.partition,
             x.partition_kinds,
             x.heal,
@@ -576,7 +591,8 @@ impl fmt::Display for SimConfig {
             x.crash_leader_bias,
             x.max_down_ticks,
             x.sync_lag,
-            x.lose_unsynced
+            x.lose_unsynced,
+            x.crash_in_sync
         )?;
         write!(
             f,

@@ -97,5 +97,8 @@ pub fn planted_bugs() -> Vec<&'static str> {
     if cfg!(raft_bug = "read-before-noop") {
         v.push("read-before-noop");
     }
+    if cfg!(raft_bug = "leader-counts-unpersisted") {
+        v.push("leader-counts-unpersisted");
+    }
     v
 }

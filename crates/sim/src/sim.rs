@@ -374,7 +374,7 @@ impl Simulator {
                 self.record(TraceKind::Tick {
                     node: node as NodeId + 1,
                 });
-                self.flush_unsent(node)?;
+                self.flush_before_input(node)?;
                 if let Some(core) = self.world.nodes[node].core.as_mut() {
                     core.tick();
                     self.observe(Observation::Ticked { node })?;
@@ -386,10 +386,15 @@ impl Simulator {
                 if self.world.nodes[node].incarnation == incarnation
                     && self.world.nodes[node].unsent.is_some()
                 {
+                    let p = self.cfg.faults.crash_in_sync;
+                    if self.faults_on && self.chance(p) {
+                        return self.crash(node);
+                    }
                     self.record(TraceKind::Flush {
                         node: node as NodeId + 1,
                     });
                     self.flush_unsent(node)?;
+                    self.after_input(node)?;
                 }
                 Ok(())
             }
@@ -486,7 +491,7 @@ impl Simulator {
                 msg: MsgSummary::from(&env.msg),
             });
         }
-        self.flush_unsent(to)?;
+        self.flush_before_input(to)?;
         let (term, response) = (env.msg.term(), env.msg.is_response());
         let result = match self.world.nodes[to].core.as_mut() {
             Some(core) => core.step(env.from, env.msg),
@@ -536,7 +541,7 @@ impl Simulator {
             Some(l) if self.chance(bias) => l,
             _ => self.rng.gen_range(0..n),
         };
-        self.flush_unsent(target)?;
+        self.flush_before_input(target)?;
         for _ in 0..k {
             if !matches!(self.propose_one(target), ProposeResult::Accepted(..)) {
                 break;
@@ -571,6 +576,10 @@ impl Simulator {
     // ----- the driver: persist, send, apply -------------------------------------------
 
     fn after_input(&mut self, node: usize) -> Result<(), Violation> {
+        if self.world.nodes[node].unsent.is_some() {
+            // One write at a time: the next Ready waits for this one's flush.
+            return Ok(());
+        }
         let ready = match self.world.nodes[node].core.as_mut() {
             Some(core) if core.has_ready() => core.take_ready(),
             _ => return Ok(()),
@@ -580,12 +589,17 @@ impl Simulator {
             truncate_from,
             entries,
             snapshot,
+            early_messages,
             messages,
             restore,
             committed,
             read_states,
             failed_reads,
         } = ready;
+        let durable = entries
+            .last()
+            .map(|e| (e.index, e.term))
+            .or(snapshot.as_ref().map(|s| (s.meta.index, s.meta.term)));
         if hard_state.is_some()
             || snapshot.is_some()
             || truncate_from.is_some()
@@ -641,9 +655,15 @@ impl Simulator {
                 });
             }
         }
+        // A leader's replication requests leave before its write is synced (thesis
+        // §10.2.1); a crash before the sync may then lose entries its followers hold.
+        for env in early_messages {
+            self.send(node, env)?;
+        }
         if deferred {
             let nd = &mut self.world.nodes[node];
             nd.unsent = Some(Unsent {
+                durable,
                 messages,
                 restore,
                 committed,
@@ -654,7 +674,7 @@ impl Simulator {
             self.queue.push(at, Event::Flush { node, incarnation });
             self.answer_reads(node)
         } else {
-            self.flush_ready(node, messages, restore, committed)
+            self.flush_ready(node, durable, messages, restore, committed)
         }
     }
 
@@ -699,9 +719,22 @@ impl Simulator {
         Ok(())
     }
 
+    /// Before a node handles an input, its unsynced write normally completes: a driver
+    /// that persists before it sends has nothing else to do meanwhile. With the leader's
+    /// parallel write the driver is the runtime's, which keeps stepping inputs into the
+    /// core while its write runs and takes the next `Ready` only after it (see
+    /// `after_input`); that is what lets a leader hear acknowledgements of entries its own
+    /// disk does not hold yet.
+    fn flush_before_input(&mut self, node: usize) -> Result<(), Violation> {
+        if self.cfg.core.leader_parallel_write {
+            return Ok(());
+        }
+        self.flush_unsent(node)
+    }
+
     fn flush_unsent(&mut self, node: usize) -> Result<(), Violation> {
         match self.world.nodes[node].unsent.take() {
-            Some(u) => self.flush_ready(node, u.messages, u.restore, u.committed),
+            Some(u) => self.flush_ready(node, u.durable, u.messages, u.restore, u.committed),
             None => Ok(()),
         }
     }
@@ -709,11 +742,20 @@ impl Simulator {
     fn flush_ready(
         &mut self,
         node: usize,
+        durable: Option<(Index, Term)>,
         messages: Vec<Envelope>,
         restore: Option<Snapshot>,
         committed: Vec<Entry>,
     ) -> Result<(), Violation> {
         self.world.nodes[node].storage.sync();
+        // With `leader_parallel_write` a leader counts its own copy from here on, which
+        // may commit at once: that Ready is taken after this one is carried out.
+        let mut commit_moved = false;
+        if let (Some((index, term)), Some(core)) = (durable, self.world.nodes[node].core.as_mut()) {
+            let before = core.commit_index();
+            core.persisted(index, term);
+            commit_moved = core.commit_index() > before;
+        }
         for env in messages {
             self.send(node, env)?;
         }
@@ -735,7 +777,11 @@ impl Simulator {
         if applied_any {
             self.maybe_schedule_compaction(node);
         }
-        self.answer_reads(node)
+        self.answer_reads(node)?;
+        if commit_moved {
+            self.after_input(node)?;
+        }
+        Ok(())
     }
 
     fn maybe_schedule_compaction(&mut self, node: usize) {
@@ -1093,7 +1139,7 @@ impl Simulator {
         if !self.world.nodes[node].is_leader() {
             return Ok(());
         }
-        self.flush_unsent(node)?;
+        self.flush_before_input(node)?;
         if let ProposeResult::Accepted(index, term) = self.propose_one(node) {
             self.probe = Some(Probe {
                 node,

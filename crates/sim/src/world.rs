@@ -15,6 +15,8 @@ pub type Core = RaftCore<SharedRng>;
 /// flush: the window in which a crash lands "between persist and send".
 #[derive(Debug, Default)]
 pub(crate) struct Unsent {
+    /// The last entry (or snapshot point) the unsynced write holds, to report once synced.
+    pub(crate) durable: Option<(Index, Term)>,
     pub(crate) messages: Vec<Envelope>,
     pub(crate) restore: Option<Snapshot>,
     pub(crate) committed: Vec<Entry>,

@@ -145,6 +145,7 @@ impl<R: RngCore> RaftCore<R> {
             self.commit
         );
         self.log.truncate_from(index);
+        self.durable = self.durable.min(index - 1);
         self.pending_entries.retain(|e| e.index < index);
         if index <= self.stable_last {
             self.stable_last = index - 1;
@@ -250,6 +251,7 @@ impl<R: RngCore> RaftCore<R> {
             // Nothing of the old log survives, in memory or in storage.
             self.pending_entries.clear();
             self.pending_truncate = Some(meta.index + 1);
+            self.durable = self.durable.min(meta.index);
         }
         self.stable_last = self.stable_last.max(meta.index).min(self.log.last_index());
         self.snapshot_data = snapshot.data.clone();

@@ -236,9 +236,19 @@ impl<R: RngCore> RaftCore<R> {
         }
     }
 
+    /// What the leader's own log counts toward a commit: all of it, or with
+    /// `leader_parallel_write` only what its driver reported durable.
+    fn own_match(&self) -> Index {
+        #[cfg(not(raft_bug = "leader-counts-unpersisted"))]
+        if self.cfg.leader_parallel_write {
+            return self.durable.min(self.log.last_index());
+        }
+        self.log.last_index()
+    }
+
     pub(super) fn maybe_commit(&mut self) {
         let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched()).collect();
-        matched.push(self.log.last_index());
+        matched.push(self.own_match());
         let candidate = quorum::committed_index(matched);
         if candidate <= self.commit {
             return;

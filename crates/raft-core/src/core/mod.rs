@@ -54,6 +54,9 @@ pub struct RaftCore<R: RngCore> {
     // Output not yet handed to the driver.
     hard_dirty: bool,
     stable_last: Index,
+    /// The log is durable through here, as far as the driver reported (only tracked for
+    /// [`CoreConfig::leader_parallel_write`]): the leader's own vote toward a commit.
+    durable: Index,
     pending_truncate: Option<Index>,
     pending_entries: Vec<Entry>,
     pending_snapshot: Option<Snapshot>,
@@ -117,6 +120,7 @@ impl<R: RngCore> RaftCore<R> {
             recent_active: BTreeSet::new(),
             hard_dirty: false,
             stable_last,
+            durable: stable_last,
             pending_truncate: None,
             pending_entries: Vec::new(),
             pending_snapshot: None,
@@ -421,17 +425,52 @@ impl<R: RngCore> RaftCore<R> {
             self.log.slice(self.applied + 1, last).to_vec()
         };
         self.applied = self.applied.max(committed.last().map_or(0, |e| e.index));
+        let mut messages = std::mem::take(&mut self.outbox);
+        // A Ready that changes term or vote sends nothing early: its messages may speak
+        // for that change.
+        let early_messages = if self.cfg.leader_parallel_write && hard_state.is_none() {
+            let (early, late) = messages
+                .into_iter()
+                .partition(|m| m.msg.may_precede_persist());
+            messages = late;
+            early
+        } else {
+            Vec::new()
+        };
         Ready {
             hard_state,
             truncate_from: self.pending_truncate.take(),
             entries,
             snapshot: self.pending_snapshot.take(),
-            messages: std::mem::take(&mut self.outbox),
+            early_messages,
+            messages,
             restore,
             committed,
             read_states: std::mem::take(&mut self.reads.confirmed),
             failed_reads: std::mem::take(&mut self.reads.failed),
         }
+    }
+
+    /// The driver made the write that ends with entry `index` of `term` durable (for a
+    /// write with no entries: its snapshot's last index and term). With
+    /// [`CoreConfig::leader_parallel_write`] the leader counts its own log toward a commit
+    /// only up to here; a report about entries since replaced (truncated, or another term
+    /// at that index) is ignored. Without that setting it changes nothing.
+    pub fn persisted(&mut self, index: Index, term: Term) {
+        if index <= self.durable || self.log.term(index) != Some(term) {
+            return;
+        }
+        // Log matching: the same index and term mean the same entries up to there.
+        self.durable = index;
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// How far the driver reported the log durable through
+    /// [`persisted`](Self::persisted) (from restart: all of it).
+    pub fn durable_index(&self) -> Index {
+        self.durable
     }
 
     /// True when committed entries (or a snapshot to restore) wait to be handed over.
