@@ -208,7 +208,7 @@ pub async fn run(n: u64, dir: PathBuf, base: u16, etcd: bool) -> anyhow::Result<
                 format!(" --endpoints={}", addrs.join(","))
             };
             println!("  etcd endpoints: {}", addrs.join(","));
-            println!("  etcdctl{flag} put greeting hello   (writes go to the leader: see docs/ETCD-COMPAT.md)");
+            println!("  etcdctl{flag} put greeting hello");
             println!("  etcdctl{flag} get greeting");
             println!(
                 "  etcdctl --endpoints={} endpoint status -w table",

@@ -12,6 +12,7 @@ use raft_transport::{serve_peers, CancellationToken, Handler, TcpTransport, Tran
 use raft_wal::{WalOptions, WalStorage};
 use raftkv::client_port::ClientPort;
 use raftkv::config::Resolved;
+use raftkv::etcd::forward::Forwarder;
 use raftkv::etcd::{EtcdNode, EtcdNodeConfig};
 use raftkv::metrics::Timed;
 use raftkv::proto::Member;
@@ -41,16 +42,11 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     let peer_listener = TcpListener::bind(&r.peer_listen)
         .await
         .with_context(|| format!("cannot listen for peers on {}", r.peer_listen))?;
-    // A node serving etcd's API runs the etcd store as its state machine; the native
-    // client port (kvraft's state machine) is not served then.
-    let client_listener = match &c.etcd_addr {
-        Some(_) => None,
-        None => Some(
-            TcpListener::bind(&r.client_addr)
-                .await
-                .with_context(|| format!("cannot listen for clients on {}", r.client_addr))?,
-        ),
-    };
+    // A node serving etcd's API runs the etcd store as its state machine; its client
+    // port then takes only the writes other nodes forward to it as leader.
+    let client_listener = TcpListener::bind(&r.client_addr)
+        .await
+        .with_context(|| format!("cannot listen for clients on {}", r.client_addr))?;
     let etcd_listener = match &c.etcd_addr {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -97,8 +93,8 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
         metrics,
         stop_tx,
     };
-    match (client_listener, etcd_listener) {
-        (Some(client_listener), _) => {
+    match etcd_listener {
+        None => {
             let kv = KvServer::new(
                 &peers,
                 r.id,
@@ -127,14 +123,29 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
             tracing::info!(clients = %r.client_addr, "native client port");
             run_node(&r, kv, common, tasks).await
         }
-        (None, Some(etcd_listener)) => {
-            let node = EtcdNode::new(
-                &peers,
+        Some(etcd_listener) => {
+            let mut config = etcd_config(&r);
+            let forward_to = c
+                .nodes
+                .iter()
+                .filter(|n| n.id != r.id)
+                .filter_map(|n| Some((n.id, n.client.clone()?)))
+                .collect();
+            config.forward = Some(Forwarder::new(
+                forward_to,
+                c.cluster_id,
                 r.id,
-                Timed(storage),
-                etcd_config(&r),
-                transport.clone(),
-            )?;
+                c.max_frame_bytes,
+                r.kv.op_timeout,
+            ));
+            let node = EtcdNode::new(&peers, r.id, Timed(storage), config, transport.clone())?;
+            tasks.push(tokio::spawn(raftkv::etcd::forward::serve(
+                node.clone(),
+                client_listener,
+                c.cluster_id,
+                c.max_frame_bytes,
+                stop_rx.clone(),
+            )));
             let service = ServiceConfig {
                 // A write must fit one peer frame as a log entry.
                 max_request_bytes: ServiceConfig::default()
@@ -155,7 +166,6 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
             tracing::info!(etcd = ?c.etcd_addr, "etcd API");
             run_node(&r, node, common, tasks).await
         }
-        (None, None) => unreachable!("one of the client ports is bound"),
     }
 }
 
@@ -167,6 +177,7 @@ fn etcd_config(r: &Resolved) -> EtcdNodeConfig {
         op_timeout: r.kv.op_timeout,
         tick: r.kv.leader_check_interval,
         cluster_id: r.config.cluster_id,
+        forward: None,
         members: r
             .config
             .nodes

@@ -1,11 +1,12 @@
 //! etcd's v3 API served through Raft: [`EtcdNode`] is one replica whose state machine is
 //! etcd-api's revision-model [`Store`], and the [`EtcdBackend`] the gRPC services run on.
 //!
-//! - Writes: the [`Command`] is proposed with [`Raft::start`] inside an [`codec::Entry`]
+//! - Writes: a follower forwards them to the leader ([`forward`]); the leader proposes the
+//!   [`Command`] with [`Raft::start`] inside an [`codec::Entry`]
 //!   naming its proposal; the apply task answers it when that entry is applied. A
 //!   proposal whose place in the log went to another entry, or whose leader lost its
 //!   leadership or term, is answered "no leader" (Unavailable: it may or may not take
-//!   effect); a follower answers "not leader" at once (writes are not forwarded).
+//!   effect).
 //! - Reads: linearizable ones ask [`Raft::read_index`] (a follower forwards it to the
 //!   leader), wait until that index is applied, then read the local store; serializable
 //!   ones read the local store at once.
@@ -16,13 +17,15 @@
 //!   gone, so the watchers get etcd's "compacted").
 //! - Leases: only the leader times them ([`LeaseClock`]); when one runs out it proposes a
 //!   [`Command::LeaseExpire`], so every replica deletes the same keys at the same
-//!   revision. A new leader times every lease afresh with its full TTL.
+//!   revision. A new leader times every lease afresh with its full TTL. Keep-alives
+//!   reaching a follower are forwarded to the leader.
 //! - Snapshots: the whole store, taken when the persisted Raft state reaches
 //!   `max_log_size` (or every `snapshot_interval` entries), installed on restart and when
 //!   the leader sends one.
 
 mod apply;
 pub mod codec;
+pub mod forward;
 #[cfg(test)]
 mod tests;
 
@@ -63,6 +66,9 @@ pub struct EtcdNodeConfig {
     pub cluster_id: u64,
     /// What `MemberList` reports.
     pub members: Vec<MemberInfo>,
+    /// How a follower reaches the leader with writes and keep-alives (`None`: it
+    /// answers "not leader").
+    pub forward: Option<forward::Forwarder>,
 }
 
 impl Default for EtcdNodeConfig {
@@ -74,6 +80,7 @@ impl Default for EtcdNodeConfig {
             tick: Duration::from_millis(10),
             cluster_id: 1,
             members: Vec::new(),
+            forward: None,
         }
     }
 }
@@ -252,6 +259,71 @@ impl EtcdNode {
         self.inner.killed.load(Ordering::Acquire)
     }
 
+    /// The leader to forward to, when this node follows one it can reach.
+    fn forward_target(&self) -> Option<(&forward::Forwarder, NodeId)> {
+        let f = self.inner.config.forward.as_ref()?;
+        if self.inner.raft.state().1 {
+            return None;
+        }
+        let leader = self.inner.raft.status().leader?;
+        (leader != self.inner.me && f.reaches(leader)).then_some((f, leader))
+    }
+
+    /// Proposes `command` through this node's Raft peer (which must lead).
+    pub(crate) async fn propose_here(&self, command: Command) -> Result<Applied, EtcdError> {
+        let inner = &*self.inner;
+        if self.killed() {
+            return Err(EtcdError::Stopped);
+        }
+        // Registered before proposing, so that the apply task cannot miss the entry.
+        let (tx, rx) = oneshot::channel();
+        let seq = {
+            let mut st = inner.lock();
+            let seq = st.next_seq;
+            st.next_seq += 1;
+            st.waiters.insert(seq, Waiter { placed: None, tx });
+            seq
+        };
+        let _guard = WaiterGuard { inner, seq };
+        let entry = codec::Entry {
+            origin: inner.incarnation,
+            seq,
+            command,
+        };
+        let bytes = codec::encode(&entry).map_err(|_| EtcdError::RequestTooLarge)?;
+        let (index, term) = inner.raft.start(bytes.into()).await.map_err(raft_error)?;
+        if let Some(w) = inner.lock().waiters.get_mut(&seq) {
+            w.placed = Some((index, term));
+        }
+        match tokio::time::timeout(inner.config.op_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(EtcdError::Timeout),
+        }
+    }
+
+    /// Renews lease `id` on this node's clock (which must lead).
+    pub(crate) fn keep_alive_here(&self, id: i64) -> Result<i64, EtcdError> {
+        let (term, leader) = self.inner.raft.state();
+        let mut st = self.inner.lock();
+        let ttl = st.store.lease(id).ok_or(EtcdError::LeaseNotFound)?.ttl;
+        let clock = st.clock(term, leader).ok_or(EtcdError::NotLeader)?;
+        if !clock.contains(id) {
+            // Its expiry is proposed already: too late to renew.
+            return Err(EtcdError::LeaseNotFound);
+        }
+        clock.renew(id, ttl, Instant::now());
+        Ok(ttl)
+    }
+
+    /// Lease `id`'s remaining seconds by this node's clock (`None` unless it leads).
+    pub(crate) fn remaining_here(&self, id: i64) -> Option<i64> {
+        let (term, leader) = self.inner.raft.state();
+        let mut st = self.inner.lock();
+        st.clock(term, leader)
+            .and_then(|c| c.remaining(id, Instant::now()))
+    }
+
     async fn linearize(&self) -> Result<(), EtcdError> {
         let inner = &self.inner;
         let work = async {
@@ -294,35 +366,13 @@ impl Drop for WaiterGuard<'_> {
 
 impl EtcdBackend for EtcdNode {
     async fn propose(&self, command: Command) -> Result<Applied, EtcdError> {
-        let inner = &*self.inner;
-        if self.killed() {
-            return Err(EtcdError::Stopped);
+        if let Some((f, leader)) = self.forward_target() {
+            let reply = f
+                .call(leader, &forward::ForwardRequest::Propose(command))
+                .await;
+            return forward::applied(reply);
         }
-        // Registered before proposing, so that the apply task cannot miss the entry.
-        let (tx, rx) = oneshot::channel();
-        let seq = {
-            let mut st = inner.lock();
-            let seq = st.next_seq;
-            st.next_seq += 1;
-            st.waiters.insert(seq, Waiter { placed: None, tx });
-            seq
-        };
-        let _guard = WaiterGuard { inner, seq };
-        let entry = codec::Entry {
-            origin: inner.incarnation,
-            seq,
-            command,
-        };
-        let bytes = codec::encode(&entry).map_err(|_| EtcdError::RequestTooLarge)?;
-        let (index, term) = inner.raft.start(bytes.into()).await.map_err(raft_error)?;
-        if let Some(w) = inner.lock().waiters.get_mut(&seq) {
-            w.placed = Some((index, term));
-        }
-        match tokio::time::timeout(inner.config.op_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Err(_) => Err(EtcdError::Timeout),
-        }
+        self.propose_here(command).await
     }
 
     async fn read<R, F>(&self, consistency: ReadConsistency, f: F) -> Result<R, EtcdError>
@@ -343,24 +393,31 @@ impl EtcdBackend for EtcdNode {
     }
 
     async fn lease_keep_alive(&self, id: i64) -> Result<i64, EtcdError> {
-        let (term, leader) = self.inner.raft.state();
-        let mut st = self.inner.lock();
-        let ttl = st.store.lease(id).ok_or(EtcdError::LeaseNotFound)?.ttl;
-        let clock = st.clock(term, leader).ok_or(EtcdError::NotLeader)?;
-        if !clock.contains(id) {
-            // Its expiry is proposed already: too late to renew.
-            return Err(EtcdError::LeaseNotFound);
+        if let Some((f, leader)) = self.forward_target() {
+            return match f
+                .call(leader, &forward::ForwardRequest::KeepAlive(id))
+                .await
+            {
+                forward::ForwardReply::Ttl(ttl) => Ok(ttl),
+                forward::ForwardReply::Failed(e) => Err(e),
+                _ => Err(EtcdError::NoLeader),
+            };
         }
-        clock.renew(id, ttl, Instant::now());
-        Ok(ttl)
+        self.keep_alive_here(id)
     }
 
     async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, EtcdError> {
-        let (term, leader) = self.inner.raft.state();
-        let mut st = self.inner.lock();
-        Ok(st
-            .clock(term, leader)
-            .and_then(|c| c.remaining(id, Instant::now())))
+        if let Some((f, leader)) = self.forward_target() {
+            return match f
+                .call(leader, &forward::ForwardRequest::Remaining(id))
+                .await
+            {
+                forward::ForwardReply::Remaining(r) => Ok(r),
+                forward::ForwardReply::Failed(e) => Err(e),
+                _ => Err(EtcdError::NoLeader),
+            };
+        }
+        Ok(self.remaining_here(id))
     }
 
     fn node_ids(&self) -> NodeIds {
