@@ -133,17 +133,36 @@ async fn a_cas_counter_under_8_concurrent_clients_counts_every_increment() {
     for i in 0..CLIENTS {
         let mut c = connect(&cluster, i % 3 + 1).await;
         tasks.push(tokio::spawn(async move {
-            let mut done = 0;
+            let (mut done, mut attempt) = (0, 0);
             while done < EACH {
-                let g = c.get("counter", None).await.expect("get");
+                attempt += 1;
+                // A read is retried on an error (as etcd's clients do). A transaction
+                // that failed may still be applied, even later: each attempt writes its
+                // own marker key with the increment, so the markers count the
+                // increments that took effect.
+                let Ok(g) = c.get("counter", None).await else {
+                    continue;
+                };
                 let (n, rev) = g.kvs().first().map_or((0, 0), |kv| {
                     let n: u64 = kv.value_str().expect("utf-8").parse().expect("number");
                     (n, kv.mod_revision())
                 });
+                let marker = format!("inc/{i}/{attempt}");
                 let cas = Txn::new()
                     .when([Compare::mod_revision("counter", CompareOp::Equal, rev)])
-                    .and_then([TxnOp::put("counter", (n + 1).to_string(), None)]);
-                if c.txn(cas).await.expect("txn").succeeded() {
+                    .and_then([
+                        TxnOp::put("counter", (n + 1).to_string(), None),
+                        TxnOp::put(marker.as_str(), "", None),
+                    ]);
+                let applied = match c.txn(cas).await {
+                    Ok(t) => t.succeeded(),
+                    Err(_) => loop {
+                        if let Ok(g) = c.get(marker.as_str(), None).await {
+                            break g.count() == 1;
+                        }
+                    },
+                };
+                if applied {
                     done += 1;
                 }
             }
@@ -159,4 +178,12 @@ async fn a_cas_counter_under_8_concurrent_clients_counts_every_increment() {
         (CLIENTS * EACH).to_string()
     );
     assert_eq!(g.kvs()[0].version() as u64, CLIENTS * EACH);
+    let markers = c
+        .get(
+            "inc/",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .expect("count");
+    assert_eq!(markers.count() as u64, CLIENTS * EACH);
 }

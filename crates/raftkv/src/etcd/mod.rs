@@ -49,6 +49,8 @@ const APPLY_QUEUE: usize = 1024;
 /// How many revisions a watcher may fall behind before its feed is closed (it then
 /// re-reads from the store's history).
 const WATCH_QUEUE: usize = 1024;
+/// The pause before asking again for a read index that could not be confirmed.
+const READ_RETRY: Duration = Duration::from_millis(20);
 
 /// Settings of one replica.
 #[derive(Clone, Debug)]
@@ -324,10 +326,23 @@ impl EtcdNode {
             .and_then(|c| c.remaining(id, Instant::now()))
     }
 
+    /// Waits until this node has applied everything committed before the call: a read
+    /// index from the leader, retried (as etcd does) while leadership is in flux, until
+    /// `op_timeout`.
     async fn linearize(&self) -> Result<(), EtcdError> {
         let inner = &self.inner;
         let work = async {
-            let index = inner.raft.read_index().await.map_err(raft_error)?;
+            let index = loop {
+                match inner.raft.read_index().await {
+                    Ok(index) => break index,
+                    Err(
+                        RaftError::Timeout
+                        | RaftError::LeadershipLost
+                        | RaftError::NotLeader { .. },
+                    ) => tokio::time::sleep(READ_RETRY).await,
+                    Err(e) => return Err(raft_error(e)),
+                }
+            };
             let mut applied = inner.applied.subscribe();
             applied
                 .wait_for(|a| *a >= index)
@@ -335,9 +350,11 @@ impl EtcdNode {
                 .map_err(|_| EtcdError::Stopped)?;
             Ok(())
         };
-        tokio::time::timeout(inner.config.op_timeout, work)
-            .await
-            .unwrap_or(Err(EtcdError::Timeout))
+        match tokio::time::timeout(inner.config.op_timeout, work).await {
+            Ok(result) => result,
+            Err(_) if inner.raft.status().leader.is_none() => Err(EtcdError::NoLeader),
+            Err(_) => Err(EtcdError::Timeout),
+        }
     }
 }
 

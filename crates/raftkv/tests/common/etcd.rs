@@ -45,3 +45,24 @@ pub fn other(cluster: &Cluster, not: u64) -> u64 {
         .find(|&id| id != not && cluster.running(id))
         .expect("another running node")
 }
+
+/// Runs a client call until it succeeds (at most 20 s), as etcd's clients retry what
+/// failed for want of a leader or in time: only for calls safe to repeat.
+#[allow(unused_macros)]
+macro_rules! retry {
+    ($call:expr) => {{
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match $call {
+                Ok(v) => break v,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("retrying after: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("still failing after 20 s: {e}"),
+            }
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use retry;

@@ -89,10 +89,17 @@ impl Cluster {
             .collect();
         let mut config_files = Vec::new();
         for me in &nodes {
+            // The etcd clusters' tests run many clients on this 2-core machine: longer
+            // timeouts keep a starved heartbeat from causing an election mid-test.
+            let (emin, emax, op) = if etcd {
+                (400, 800, 3000)
+            } else {
+                (ELECTION_MIN_MS, ELECTION_MAX_MS, 1000)
+            };
             let mut toml = format!(
-                "tick_ms = 10\nelection_timeout_min_ms = {ELECTION_MIN_MS}\n\
-                 election_timeout_max_ms = {ELECTION_MAX_MS}\nheartbeat_ms = 50\n\
-                 handshake_timeout_ms = 1000\nop_timeout_ms = 1000\npeer_listen = \"{}\"\n",
+                "tick_ms = 10\nelection_timeout_min_ms = {emin}\n\
+                 election_timeout_max_ms = {emax}\nheartbeat_ms = 50\n\
+                 handshake_timeout_ms = 1000\nop_timeout_ms = {op}\npeer_listen = \"{}\"\n",
                 me.peer
             );
             if etcd {
