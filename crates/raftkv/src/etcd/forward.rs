@@ -107,6 +107,9 @@ impl Forwarder {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => {
                 tracing::debug!(to, error = %e, "forward failed");
+                // The node restarted or went away: its other pooled connections are dead
+                // too, and must not fail the next requests one by one.
+                self.lock().remove(&to);
                 ForwardReply::Failed(EtcdError::NoLeader)
             }
             Err(_) => ForwardReply::Failed(EtcdError::Timeout),
