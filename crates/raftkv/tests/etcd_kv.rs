@@ -187,3 +187,42 @@ async fn a_cas_counter_under_8_concurrent_clients_counts_every_increment() {
         .expect("count");
     assert_eq!(markers.count() as u64, CLIENTS * EACH);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_etcds_errors_and_the_cluster_keeps_serving() {
+    let cluster = Cluster::start_etcd(3);
+    let leader = wait_leader(&cluster).await;
+    let mut c = connect(&cluster, other(&cluster, leader)).await;
+    let e = c
+        .put("big", vec![b'x'; 1_700_000], None)
+        .await
+        .expect_err("over the request limit");
+    assert!(e.to_string().contains("request is too large"), "{e}");
+    let e = c.put("", "v", None).await.expect_err("empty key");
+    assert!(e.to_string().contains("key is not provided"), "{e}");
+    let all = c
+        .get(
+            "\0",
+            Some(GetOptions::new().with_from_key().with_limit(i64::MAX)),
+        )
+        .await
+        .expect("the whole keyspace");
+    assert!(all.kvs().iter().any(|kv| kv.key() == b"ready"));
+    let mut w = connect(&cluster, leader).await;
+    let far = all.header().expect("header").revision() + 1_000_000;
+    let mut stream = w
+        .watch(
+            "future",
+            Some(etcd_client::WatchOptions::new().with_start_revision(far)),
+        )
+        .await
+        .expect("a watch from far in the future waits");
+    c.put("future", "not yet", None).await.expect("put");
+    match tokio::time::timeout(Duration::from_millis(500), stream.message()).await {
+        Err(_) => {}
+        Ok(Ok(Some(m))) => assert!(m.events().is_empty(), "an event before its start: {m:?}"),
+        Ok(other) => panic!("the watch ended: {other:?}"),
+    }
+    let r = c.put("after", "ok", None).await.expect("still serving");
+    assert!(r.header().expect("header").revision() > 1);
+}
