@@ -175,13 +175,18 @@ start_etcd() { # data dir (run in this shell, not in $(...), so that PIDS keeps 
 
 # raftkv: three `raftkv serve` processes with the etcd API on ports 2479x.
 start_raftkv() { # data dir (run in this shell, as start_etcd)
-    local d="$1/raftkv" peers="" i
-    for i in 1 2 3; do peers="${peers:+$peers,}$i=127.0.0.1:$((24800 + i))"; done
+    local d="$1/raftkv" peers="" clients="" etcds="" i
+    for i in 1 2 3; do
+        peers="${peers:+$peers,}$i=127.0.0.1:$((24800 + i))"
+        # Followers forward etcd writes to the leader's client address.
+        clients="${clients:+$clients,}$i=127.0.0.1:$((24700 + i))"
+        etcds="${etcds:+$etcds,}$i=127.0.0.1:$((24790 + i))"
+    done
     for i in 1 2 3; do
         mkdir -p "$d/n$i"
-        "$RAFTKV" serve --id "$i" --peers "$peers" \
+        "$RAFTKV" serve --id "$i" --peers "$peers" --clients "$clients" \
             --client-addr "127.0.0.1:$((24700 + i))" \
-            --etcd-addr "127.0.0.1:$((24790 + i))" \
+            --etcd-addr "127.0.0.1:$((24790 + i))" --etcd-clients "$etcds" \
             --data-dir "$d/n$i" > "$d/n$i.log" 2>&1 &
         PIDS+=($!)
     done

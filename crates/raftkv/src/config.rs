@@ -18,6 +18,9 @@ pub struct NodeEntry {
     /// `host:port` of its client listener: given to clients redirected to it.
     #[serde(default)]
     pub client: Option<String>,
+    /// `host:port` of its etcd API, when it serves one: reported by `MemberList`.
+    #[serde(default)]
+    pub etcd: Option<String>,
 }
 
 /// Everything `raftkv serve` needs. Field names are the TOML keys; see
@@ -38,6 +41,10 @@ pub struct ServeConfig {
     pub peer_listen: Option<String>,
     /// Where `/metrics` and `/health` are served over HTTP (none when unset).
     pub http_addr: Option<String>,
+    /// Where etcd's v3 gRPC API is served. When set, the node's state machine is the etcd
+    /// store (docs/ETCD-COMPAT.md) instead of kvraft's, and the native client port is not
+    /// served.
+    pub etcd_addr: Option<String>,
     /// Every node of the cluster, this one included.
     pub nodes: Vec<NodeEntry>,
     /// Length of one Raft tick, in milliseconds.
@@ -79,6 +86,7 @@ impl Default for ServeConfig {
             client_addr: None,
             peer_listen: None,
             http_addr: None,
+            etcd_addr: None,
             nodes: Vec::new(),
             tick_ms: ms(raft.tick),
             election_timeout_min_ms: ms(raft.election_timeout_min),
@@ -165,6 +173,7 @@ impl ServeConfig {
                     id: *id,
                     peer: addr.clone(),
                     client: None,
+                    etcd: None,
                 }),
             }
         }
@@ -179,6 +188,19 @@ impl ServeConfig {
                 ))
             })?;
             node.client = Some(addr.clone());
+        }
+        Ok(())
+    }
+
+    /// Sets etcd API addresses from an `--etcd-clients` list (of nodes already listed).
+    pub fn set_etcd_clients(&mut self, list: &[(NodeId, String)]) -> Result<(), ConfigError> {
+        for (id, addr) in list {
+            let node = self.nodes.iter_mut().find(|n| n.id == *id).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--etcd-clients names node {id}, which has no peer address"
+                ))
+            })?;
+            node.etcd = Some(addr.clone());
         }
         Ok(())
     }
@@ -215,6 +237,9 @@ impl ServeConfig {
             }
         };
         me.client = Some(client_addr.clone());
+        if let Some(a) = &self.etcd_addr {
+            me.etcd = Some(a.clone());
+        }
         let peer_listen = self.peer_listen.clone().unwrap_or_else(|| me.peer.clone());
         let kv = self.kv_config(id)?;
         Ok(Resolved {

@@ -2,7 +2,7 @@
 //! `GET /health` (200 while the node serves, 503 otherwise). Each connection gets one
 //! answer and is closed: scrapers and probes need nothing more.
 
-use kvraft::KvServer;
+use crate::ServedNode;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,10 +10,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Serves the HTTP port until `stop` turns true.
-pub async fn serve(
+pub async fn serve<N: ServedNode>(
     listener: TcpListener,
     metrics: PrometheusHandle,
-    kv: KvServer,
+    kv: N,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -34,10 +34,10 @@ pub async fn serve(
     }
 }
 
-async fn answer(
+async fn answer<N: ServedNode>(
     mut stream: TcpStream,
     metrics: PrometheusHandle,
-    kv: KvServer,
+    kv: N,
 ) -> std::io::Result<()> {
     // The request line is all we read; 2 KiB is plenty for `GET /metrics HTTP/1.1`.
     let mut buf = vec![0u8; 2048];

@@ -11,6 +11,8 @@
 //!   clerk over TCP: exactly-once writes, leader redirection, timeouts, typed errors).
 //! - [`client_port`]: the server side of the client protocol.
 //! - Between nodes, `raft-transport`'s `TcpTransport` and peer server.
+//! - [`etcd`]: etcd's v3 API through Raft ([`etcd::EtcdNode`], the state machine a node
+//!   runs instead of kvraft's when it serves `--etcd-addr`).
 //! - [`config`]: `raftkv serve`'s settings (TOML file, flags over it).
 //! - [`metrics`] and [`http`]: Prometheus metrics and the health endpoint.
 //!
@@ -22,11 +24,54 @@
 pub mod client;
 pub mod client_port;
 pub mod config;
+pub mod etcd;
 pub mod http;
 pub mod metrics;
 pub mod proto;
 
 pub use client::{ClientConfig, ClientError, RaftKvClient, TcpEnd};
+
+/// What the HTTP port and the metrics need of a node, whichever state machine it runs.
+pub trait ServedNode: Clone + Send + Sync + 'static {
+    /// Its Raft peer.
+    fn raft(&self) -> &raft::Raft;
+    /// Whether it has been stopped.
+    fn killed(&self) -> bool;
+    /// The highest log index applied to its state machine.
+    fn last_applied(&self) -> u64;
+    /// Stops it and its Raft peer.
+    fn kill(&self);
+}
+
+impl ServedNode for kvraft::KvServer {
+    fn raft(&self) -> &raft::Raft {
+        kvraft::KvServer::raft(self)
+    }
+    fn killed(&self) -> bool {
+        kvraft::KvServer::killed(self)
+    }
+    fn last_applied(&self) -> u64 {
+        self.stats().last_applied
+    }
+    fn kill(&self) {
+        kvraft::KvServer::kill(self)
+    }
+}
+
+impl ServedNode for etcd::EtcdNode {
+    fn raft(&self) -> &raft::Raft {
+        etcd::EtcdNode::raft(self)
+    }
+    fn killed(&self) -> bool {
+        etcd::EtcdNode::killed(self)
+    }
+    fn last_applied(&self) -> u64 {
+        self.stats().last_applied
+    }
+    fn kill(&self) {
+        etcd::EtcdNode::kill(self)
+    }
+}
 
 /// A framed TCP connection (both halves).
 pub type Conn =

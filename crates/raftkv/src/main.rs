@@ -32,9 +32,13 @@ enum Command {
         /// Where the data directories and logs go.
         #[arg(long, default_value = ".raftkv-cluster")]
         dir: PathBuf,
-        /// Ports: peers BASE+id, clients BASE+100+id, HTTP BASE+200+id.
+        /// Ports: peers BASE+id, clients BASE+100+id, HTTP BASE+200+id, etcd BASE+300+id.
         #[arg(long, default_value_t = 7000)]
         base_port: u16,
+        /// Serve etcd's v3 API instead of the native protocol: node 1 on 127.0.0.1:2379
+        /// when that port is free (etcdctl's default), the others on BASE+300+id.
+        #[arg(long)]
+        etcd: bool,
     },
     /// Set KEY to VALUE.
     Put {
@@ -91,6 +95,13 @@ struct ServeArgs {
     /// Where this node serves /metrics and /health over HTTP.
     #[arg(long)]
     http_addr: Option<String>,
+    /// Serve etcd's v3 gRPC API here; the node's state machine is then the etcd store
+    /// and the native client port is not served (docs/ETCD-COMPAT.md).
+    #[arg(long)]
+    etcd_addr: Option<String>,
+    /// Every node's etcd API address (reported by MemberList): 1=HOST:PORT,...
+    #[arg(long)]
+    etcd_clients: Option<String>,
     /// The data directory (WAL and snapshots).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -143,6 +154,12 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<raftkv::config::Resolved> {
     if a.http_addr.is_some() {
         c.http_addr = a.http_addr;
     }
+    if a.etcd_addr.is_some() {
+        c.etcd_addr = a.etcd_addr;
+    }
+    if let Some(p) = &a.etcd_clients {
+        c.set_etcd_clients(&parse_node_list(p)?)?;
+    }
     if a.data_dir.is_some() {
         c.data_dir = a.data_dir;
     }
@@ -188,7 +205,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 nodes,
                 dir,
                 base_port,
-            } => cmd::cluster::run(nodes, dir, base_port).await,
+                etcd,
+            } => cmd::cluster::run(nodes, dir, base_port, etcd).await,
             Command::Put { key, value, client } => {
                 let action = cmd::client::Action::Put(key, value);
                 cmd::client::run(&client.endpoints, client.config()?, action).await

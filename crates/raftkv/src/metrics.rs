@@ -1,7 +1,7 @@
 //! Prometheus metrics: recorded through the `metrics` facade, rendered by
 //! `metrics-exporter-prometheus`, served on the HTTP port ([`crate::http`]).
 
-use kvraft::KvServer;
+use crate::ServedNode;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use raft::NodeId;
@@ -78,8 +78,8 @@ pub fn request(write: bool, ok: bool, took: Duration) {
 
 /// Publishes the node's Raft state and the transport's per-peer counters every `every`
 /// until `stop`, counting leader changes.
-pub async fn poll(
-    kv: KvServer,
+pub async fn poll<N: ServedNode>(
+    kv: N,
     transport: TcpTransport,
     every: Duration,
     mut stop: watch::Receiver<bool>,
@@ -98,7 +98,7 @@ pub async fn poll(
         let st = kv.raft().status();
         gauge!("raftkv_term").set(st.term as f64);
         gauge!("raftkv_commit_index").set(st.commit_index as f64);
-        gauge!("raftkv_applied_index").set(kv.stats().last_applied as f64);
+        gauge!("raftkv_applied_index").set(kv.last_applied() as f64);
         gauge!("raftkv_last_log_index").set(st.last_log_index as f64);
         gauge!("raftkv_snapshot_index").set(st.snapshot_index as f64);
         gauge!("raftkv_log_bytes").set(st.raft_state_size as f64);

@@ -14,18 +14,32 @@ pub struct LocalCluster {
     pub base: u16,
     /// Where the nodes' data directories and logs are.
     pub dir: PathBuf,
+    /// The nodes' etcd API addresses (node 1's first) when they serve it.
+    pub etcd: Option<Vec<String>>,
 }
 
 impl LocalCluster {
     /// Starts `n` nodes under `dir` with ports from `base`; their logs go to
     /// `dir/node-ID.log`.
     pub fn start(n: u64, dir: &Path, base: u16) -> anyhow::Result<Self> {
+        Self::start_with(n, dir, base, None)
+    }
+
+    /// [`start`](Self::start), the nodes serving etcd's API at `etcd` (node 1's first)
+    /// instead of the native protocol when given.
+    pub fn start_with(
+        n: u64,
+        dir: &Path,
+        base: u16,
+        etcd: Option<Vec<String>>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let exe = std::env::current_exe().context("cannot find this program's path")?;
         let mut cluster = LocalCluster {
             children: Vec::new(),
             base,
             dir: dir.to_owned(),
+            etcd,
         };
         for id in 1..=n {
             let log_path = dir.join(format!("node-{id}.log"));
@@ -35,7 +49,7 @@ impl LocalCluster {
                 .open(&log_path)
                 .with_context(|| format!("cannot open {}", log_path.display()))?;
             let child = Command::new(&exe)
-                .args(child_args(id, n, base, dir))
+                .args(child_args(id, n, base, dir, cluster.etcd.as_deref()))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -128,21 +142,56 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-pub async fn run(n: u64, dir: PathBuf, base: u16) -> anyhow::Result<()> {
+/// etcdctl's default endpoint: node 1 serves its etcd API there when it is free.
+const ETCD_DEFAULT: &str = "127.0.0.1:2379";
+
+/// The nodes' etcd API addresses: node 1 on 2379 when that port is free (etcdctl then
+/// needs no flag), every other one (and node 1 otherwise) on `base + 300 + id`.
+fn etcd_addrs(n: u64, base: u16) -> Vec<String> {
+    let own = |id: u64| format!("127.0.0.1:{}", u64::from(base) + 300 + id);
+    let free = std::net::TcpListener::bind(ETCD_DEFAULT).is_ok();
+    (1..=n)
+        .map(|id| {
+            if id == 1 && free {
+                ETCD_DEFAULT.to_owned()
+            } else {
+                own(id)
+            }
+        })
+        .collect()
+}
+
+pub async fn run(n: u64, dir: PathBuf, base: u16, etcd: bool) -> anyhow::Result<()> {
     if !(1..=9).contains(&n) {
         anyhow::bail!("--nodes must be between 1 and 9");
     }
-    let mut cluster = LocalCluster::start(n, &dir, base)?;
+    let etcd = etcd.then(|| etcd_addrs(n, base));
+    let mut cluster = LocalCluster::start_with(n, &dir, base, etcd.clone())?;
     println!("raftkv: a {n}-node cluster under {}", dir.display());
-    println!("  node  pid      client           peer             metrics/health");
-    for (id, pid) in cluster.pids() {
-        let p = |off: u64| format!("127.0.0.1:{}", u64::from(base) + off + id);
-        println!(
-            "  {id:<4}  {pid:<7}  {:<15}  {:<15}  http://{}/metrics",
-            p(100),
-            p(0),
-            p(200)
-        );
+    match &etcd {
+        Some(addrs) => {
+            println!("  node  pid      etcd API         peer             metrics/health");
+            for ((id, pid), addr) in cluster.pids().into_iter().zip(addrs) {
+                let p = |off: u64| format!("127.0.0.1:{}", u64::from(base) + off + id);
+                println!(
+                    "  {id:<4}  {pid:<7}  {addr:<15}  {:<15}  http://{}/metrics",
+                    p(0),
+                    p(200)
+                );
+            }
+        }
+        None => {
+            println!("  node  pid      client           peer             metrics/health");
+            for (id, pid) in cluster.pids() {
+                let p = |off: u64| format!("127.0.0.1:{}", u64::from(base) + off + id);
+                println!(
+                    "  {id:<4}  {pid:<7}  {:<15}  {:<15}  http://{}/metrics",
+                    p(100),
+                    p(0),
+                    p(200)
+                );
+            }
+        }
     }
     println!(
         "  logs: {}/node-ID.log   data: {}/node-ID/",
@@ -150,17 +199,35 @@ pub async fn run(n: u64, dir: PathBuf, base: u16) -> anyhow::Result<()> {
         dir.display()
     );
     println!();
-    // The client commands reach the default ports by themselves; others need naming.
-    let endpoints = if base == 7000 {
-        String::new()
-    } else {
-        let list: Vec<String> = cluster.client_addrs();
-        format!(" --endpoints {}", list.join(","))
-    };
     println!("In another terminal:");
-    println!("  cargo run --release -p raftkv -- put greeting hello{endpoints}");
-    println!("  cargo run --release -p raftkv -- get greeting{endpoints}");
-    println!("  cargo run --release -p raftkv -- status{endpoints}");
+    match &etcd {
+        Some(addrs) => {
+            let flag = if addrs.first().map(String::as_str) == Some(ETCD_DEFAULT) {
+                String::new()
+            } else {
+                format!(" --endpoints={}", addrs.join(","))
+            };
+            println!("  etcd endpoints: {}", addrs.join(","));
+            println!("  etcdctl{flag} put greeting hello");
+            println!("  etcdctl{flag} get greeting");
+            println!(
+                "  etcdctl --endpoints={} endpoint status -w table",
+                addrs.join(",")
+            );
+        }
+        None => {
+            // The client commands reach the default ports by themselves; others need naming.
+            let endpoints = if base == 7000 {
+                String::new()
+            } else {
+                let list: Vec<String> = cluster.client_addrs();
+                format!(" --endpoints {}", list.join(","))
+            };
+            println!("  cargo run --release -p raftkv -- put greeting hello{endpoints}");
+            println!("  cargo run --release -p raftkv -- get greeting{endpoints}");
+            println!("  cargo run --release -p raftkv -- status{endpoints}");
+        }
+    }
     println!("Ctrl-C stops every node.");
     let why = loop {
         tokio::select! {

@@ -2,14 +2,21 @@
 //! gracefully on SIGTERM or Ctrl-C.
 
 use anyhow::Context;
+use etcd_api::backend::MemberInfo;
+use etcd_api::service::ServiceConfig;
+use etcd_api::store::StoreConfig;
 use kvraft::KvServer;
+use metrics_exporter_prometheus::PrometheusHandle;
 use raft::NodeId;
 use raft_transport::{serve_peers, CancellationToken, Handler, TcpTransport, TransportConfig};
 use raft_wal::{WalOptions, WalStorage};
 use raftkv::client_port::ClientPort;
 use raftkv::config::Resolved;
+use raftkv::etcd::forward::Forwarder;
+use raftkv::etcd::{EtcdNode, EtcdNodeConfig};
 use raftkv::metrics::Timed;
 use raftkv::proto::Member;
+use raftkv::ServedNode;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,9 +42,19 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     let peer_listener = TcpListener::bind(&r.peer_listen)
         .await
         .with_context(|| format!("cannot listen for peers on {}", r.peer_listen))?;
+    // A node serving etcd's API runs the etcd store as its state machine; its client
+    // port then takes only the writes other nodes forward to it as leader.
     let client_listener = TcpListener::bind(&r.client_addr)
         .await
         .with_context(|| format!("cannot listen for clients on {}", r.client_addr))?;
+    let etcd_listener = match &c.etcd_addr {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot serve the etcd API on {a}"))?,
+        ),
+        None => None,
+    };
     let http_listener = match &c.http_addr {
         Some(a) => Some(
             TcpListener::bind(a)
@@ -64,56 +81,167 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     tconfig.handshake_timeout = handshake;
     tconfig.validate_for(&r.kv.raft)?;
     let transport = TcpTransport::new(tconfig.clone())?;
-    let kv = KvServer::new(
-        &peers,
-        r.id,
-        Timed(storage),
-        r.kv.clone(),
-        transport.clone(),
-    )?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let peers_stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    let raft = kv.raft().clone();
+    let max_command_bytes = tconfig.max_command_bytes();
+    let common = Common {
+        peer_listener,
+        http_listener,
+        transport: transport.clone(),
+        tconfig,
+        metrics,
+        stop_tx,
+    };
+    match etcd_listener {
+        None => {
+            let kv = KvServer::new(
+                &peers,
+                r.id,
+                Timed(storage),
+                r.kv.clone(),
+                transport.clone(),
+            )?;
+            let members = c
+                .nodes
+                .iter()
+                .map(|n| Member {
+                    id: n.id,
+                    client_addr: n.client.clone(),
+                })
+                .collect();
+            let port = ClientPort {
+                kv: kv.clone(),
+                id: r.id,
+                cluster_id: c.cluster_id,
+                members: Arc::new(members),
+                max_frame: c.max_frame_bytes,
+                handshake_timeout: handshake,
+                idle_timeout: Duration::from_millis(c.idle_timeout_ms),
+            };
+            tasks.push(tokio::spawn(port.serve(client_listener, stop_rx.clone())));
+            tracing::info!(clients = %r.client_addr, "native client port");
+            run_node(&r, kv, common, tasks).await
+        }
+        Some(etcd_listener) => {
+            let mut config = etcd_config(&r);
+            let forward_to = c
+                .nodes
+                .iter()
+                .filter(|n| n.id != r.id)
+                .filter_map(|n| Some((n.id, n.client.clone()?)))
+                .collect();
+            config.forward = Some(Forwarder::new(
+                forward_to,
+                c.cluster_id,
+                r.id,
+                c.max_frame_bytes,
+                r.kv.op_timeout,
+            ));
+            let node = EtcdNode::new(&peers, r.id, Timed(storage), config, transport.clone())?;
+            tasks.push(tokio::spawn(raftkv::etcd::forward::serve(
+                node.clone(),
+                client_listener,
+                c.cluster_id,
+                c.max_frame_bytes,
+                stop_rx.clone(),
+            )));
+            let service = ServiceConfig {
+                // A write must fit one peer frame as a log entry.
+                max_request_bytes: ServiceConfig::default()
+                    .max_request_bytes
+                    .min(max_command_bytes.saturating_sub(1024)),
+                ..ServiceConfig::default()
+            };
+            let backend = Arc::new(node.clone());
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move { raftkv::until_stopped(&mut stop).await };
+                if let Err(e) =
+                    etcd_api::service::serve(backend, service, etcd_listener, shutdown).await
+                {
+                    tracing::error!(error = %e, "etcd API server");
+                }
+            }));
+            tracing::info!(etcd = ?c.etcd_addr, "etcd API");
+            run_node(&r, node, common, tasks).await
+        }
+    }
+}
+
+/// The etcd replica's settings from the node's.
+fn etcd_config(r: &Resolved) -> EtcdNodeConfig {
+    EtcdNodeConfig {
+        raft: r.kv.raft.clone(),
+        store: StoreConfig::default(),
+        op_timeout: r.kv.op_timeout,
+        tick: r.kv.leader_check_interval,
+        cluster_id: r.config.cluster_id,
+        forward: None,
+        members: r
+            .config
+            .nodes
+            .iter()
+            .map(|n| MemberInfo {
+                id: n.id,
+                name: format!("node-{}", n.id),
+                peer_urls: vec![format!("http://{}", n.peer)],
+                client_urls: n.etcd.iter().map(|e| format!("http://{e}")).collect(),
+                is_learner: false,
+            })
+            .collect(),
+    }
+}
+
+/// What every node serves whatever its state machine.
+struct Common {
+    peer_listener: TcpListener,
+    http_listener: Option<TcpListener>,
+    transport: TcpTransport,
+    tconfig: TransportConfig,
+    metrics: PrometheusHandle,
+    stop_tx: watch::Sender<bool>,
+}
+
+/// Serves the peer and HTTP ports for `node` until SIGTERM or Ctrl-C, then stops it.
+async fn run_node<N: ServedNode>(
+    r: &Resolved,
+    node: N,
+    common: Common,
+    mut tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let c = &r.config;
+    let Common {
+        peer_listener,
+        http_listener,
+        transport,
+        tconfig,
+        metrics,
+        stop_tx,
+    } = common;
+    let stop_rx = stop_tx.subscribe();
+    let peers_stop = CancellationToken::new();
+    let raft = node.raft().clone();
     let handler: Handler = Arc::new(move |env| {
         let raft = raft.clone();
         Box::pin(async move { raft.handle(env).await })
     });
-    let (pstop, pconfig) = (peers_stop.clone(), tconfig.clone());
+    let (pstop, pconfig) = (peers_stop.clone(), tconfig);
     tasks.push(tokio::spawn(async move {
         if let Err(e) = serve_peers(peer_listener, &pconfig, handler, pstop).await {
             tracing::error!(error = %e, "peer server");
         }
     }));
-    let members = c
-        .nodes
-        .iter()
-        .map(|n| Member {
-            id: n.id,
-            client_addr: n.client.clone(),
-        })
-        .collect();
-    let port = ClientPort {
-        kv: kv.clone(),
-        id: r.id,
-        cluster_id: c.cluster_id,
-        members: Arc::new(members),
-        max_frame: c.max_frame_bytes,
-        handshake_timeout: handshake,
-        idle_timeout: Duration::from_millis(c.idle_timeout_ms),
-    };
-    tasks.push(tokio::spawn(port.serve(client_listener, stop_rx.clone())));
     if let Some(l) = http_listener {
         tasks.push(tokio::spawn(raftkv::http::serve(
             l,
             metrics,
-            kv.clone(),
+            node.clone(),
             stop_rx.clone(),
         )));
     }
     tasks.push(tokio::spawn(raftkv::metrics::poll(
-        kv.clone(),
+        node.clone(),
         transport.clone(),
         Duration::from_millis(200),
         stop_rx.clone(),
@@ -121,7 +249,6 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     tracing::info!(
         id = r.id,
         peers = %r.peer_listen,
-        clients = %r.client_addr,
         http = ?c.http_addr,
         data = %r.data_dir.display(),
         "serving"
@@ -133,8 +260,8 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
     // peer finish its write in flight (every write is synced before it counts).
     let _ = stop_tx.send(true);
     peers_stop.cancel();
-    kv.kill();
-    if tokio::time::timeout(STOP_WAIT, kv.raft().stopped())
+    node.kill();
+    if tokio::time::timeout(STOP_WAIT, node.raft().stopped())
         .await
         .is_err()
     {
@@ -160,8 +287,15 @@ pub async fn stop_signal() -> anyhow::Result<&'static str> {
 }
 
 /// Used by `cluster` and `bench`: the arguments of `serve` for node `id` of `n` nodes
-/// whose ports start at `base`.
-pub fn child_args(id: u64, n: u64, base: u16, dir: &std::path::Path) -> Vec<String> {
+/// whose ports start at `base`; with `etcd`, every node's etcd API address (node 1's
+/// first), and the node serves etcd's API instead of the native protocol.
+pub fn child_args(
+    id: u64,
+    n: u64,
+    base: u16,
+    dir: &std::path::Path,
+    etcd: Option<&[String]>,
+) -> Vec<String> {
     let port = |off: u64, i: u64| u64::from(base) + off + i;
     let list = |off: u64| {
         (1..=n)
@@ -169,7 +303,7 @@ pub fn child_args(id: u64, n: u64, base: u16, dir: &std::path::Path) -> Vec<Stri
             .collect::<Vec<_>>()
             .join(",")
     };
-    vec![
+    let mut args: Vec<String> = vec![
         "serve".into(),
         "--id".into(),
         id.to_string(),
@@ -183,5 +317,24 @@ pub fn child_args(id: u64, n: u64, base: u16, dir: &std::path::Path) -> Vec<Stri
         format!("127.0.0.1:{}", port(200, id)),
         "--data-dir".into(),
         dir.join(format!("node-{id}")).display().to_string(),
-    ]
+    ];
+    if let Some(addrs) = etcd {
+        let list: Vec<String> = addrs
+            .iter()
+            .zip(1..)
+            .map(|(a, i)| format!("{i}={a}"))
+            .collect();
+        let mine = usize::try_from(id - 1)
+            .ok()
+            .and_then(|i| addrs.get(i))
+            .cloned()
+            .unwrap_or_default();
+        args.extend([
+            "--etcd-addr".into(),
+            mine,
+            "--etcd-clients".into(),
+            list.join(","),
+        ]);
+    }
+    args
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod proxy;
 
 use raftkv::client::{self, ClientConfig};
@@ -45,6 +46,8 @@ pub struct Node {
     pub peer: String,
     pub client: String,
     pub http: String,
+    /// Where it serves etcd's API (in a cluster started with [`Cluster::start_etcd`]).
+    pub etcd: String,
 }
 
 /// A cluster of `raftkv serve` processes.
@@ -65,6 +68,15 @@ impl Cluster {
     /// Starts `n` nodes; node `i` reaches node `j`'s peer port at `view(i, j, real)`
     /// (a proxy, say), where `real` is the port node `j` listens on.
     pub fn start_with(n: u64, view: impl Fn(u64, u64, &str) -> String) -> Cluster {
+        Self::start_mode(n, false, view)
+    }
+
+    /// Starts `n` nodes serving etcd's API (the etcd store as their state machine).
+    pub fn start_etcd(n: u64) -> Cluster {
+        Self::start_mode(n, true, |_, _, real| real.to_owned())
+    }
+
+    fn start_mode(n: u64, etcd: bool, view: impl Fn(u64, u64, &str) -> String) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -72,16 +84,27 @@ impl Cluster {
                 peer: format!("127.0.0.1:{}", free_port()),
                 client: format!("127.0.0.1:{}", free_port()),
                 http: format!("127.0.0.1:{}", free_port()),
+                etcd: format!("127.0.0.1:{}", free_port()),
             })
             .collect();
         let mut config_files = Vec::new();
         for me in &nodes {
+            // The etcd clusters' tests run many clients on this 2-core machine: longer
+            // timeouts keep a starved heartbeat from causing an election mid-test.
+            let (emin, emax, op) = if etcd {
+                (400, 800, 3000)
+            } else {
+                (ELECTION_MIN_MS, ELECTION_MAX_MS, 1000)
+            };
             let mut toml = format!(
-                "tick_ms = 10\nelection_timeout_min_ms = {ELECTION_MIN_MS}\n\
-                 election_timeout_max_ms = {ELECTION_MAX_MS}\nheartbeat_ms = 50\n\
-                 handshake_timeout_ms = 1000\nop_timeout_ms = 1000\npeer_listen = \"{}\"\n",
+                "tick_ms = 10\nelection_timeout_min_ms = {emin}\n\
+                 election_timeout_max_ms = {emax}\nheartbeat_ms = 50\n\
+                 handshake_timeout_ms = 1000\nop_timeout_ms = {op}\npeer_listen = \"{}\"\n",
                 me.peer
             );
+            if etcd {
+                toml.push_str(&format!("etcd_addr = \"{}\"\n", me.etcd));
+            }
             for n in &nodes {
                 let peer = if n.id == me.id {
                     n.peer.clone()
@@ -92,6 +115,9 @@ impl Cluster {
                     "[[nodes]]\nid = {}\npeer = \"{}\"\nclient = \"{}\"\n",
                     n.id, peer, n.client
                 ));
+                if etcd {
+                    toml.push_str(&format!("etcd = \"{}\"\n", n.etcd));
+                }
             }
             let file = dir.path().join(format!("node-{}.toml", me.id));
             std::fs::write(&file, toml).expect("config file");
@@ -176,6 +202,16 @@ impl Cluster {
 
     pub fn endpoints(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.client.clone()).collect()
+    }
+
+    /// Node `id`'s etcd API address.
+    pub fn etcd_addr(&self, id: u64) -> String {
+        self.node(id).etcd.clone()
+    }
+
+    /// Whether node `id` is running.
+    pub fn running(&self, id: u64) -> bool {
+        self.procs.contains_key(&id)
     }
 
     pub fn client_addr(&self, id: u64) -> String {
