@@ -5,7 +5,6 @@
 use super::RaftCore;
 use crate::message::{Message, RejectHint};
 use crate::progress::{ChunkReply, HeartbeatAction, ProgressState};
-use crate::quorum;
 use crate::types::{Entry, Index, NodeId, Role, SnapshotMeta, Term};
 use rand_core::RngCore;
 
@@ -140,6 +139,7 @@ impl<R: RngCore> RaftCore<R> {
                     self.maybe_commit();
                 }
                 self.send_append(from, false);
+                self.transfer_on_progress(from);
             }
             Some(next) => {
                 if pr.on_append_rejected(index, next.min(last_index + 1)) {
@@ -237,9 +237,7 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     pub(super) fn maybe_commit(&mut self) {
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched()).collect();
-        matched.push(self.log.last_index());
-        let candidate = quorum::committed_index(matched);
+        let candidate = self.quorum_matched();
         if candidate <= self.commit {
             return;
         }
@@ -251,5 +249,6 @@ impl<R: RngCore> RaftCore<R> {
         }
         self.commit = candidate;
         self.reads_on_commit();
+        self.conf_on_commit();
     }
 }
