@@ -497,8 +497,8 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
             }
             true
         }
-        ApplyMsg::NoOp { index, .. } => {
-            // The leader's empty entry (see `Raft::read_index`): nothing to apply, but it
+        ApplyMsg::NoOp { index, .. } | ApplyMsg::Config { index, .. } => {
+            // The leader's empty entry (or a configuration entry) (see `Raft::read_index`): nothing to apply, but it
             // holds its index, so a write waiting there lost its place.
             let mut s = inner.lock();
             if index > s.stats.last_applied {

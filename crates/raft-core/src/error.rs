@@ -52,6 +52,21 @@ pub enum CoreError {
         /// This node's commit index.
         commit: Index,
     },
+    /// A configuration change is not finished (not committed yet, or joint): one change
+    /// at a time.
+    #[error("a configuration change is in progress")]
+    ChangeInProgress,
+    /// The leader has not committed an entry of its own term yet, so it may not change
+    /// the configuration (the single-server change rule); it appended one: retry soon.
+    #[error("the leader has not committed an entry of its term yet; retry")]
+    NotReady,
+    /// The leader is handing over leadership and accepts no proposal until the transfer
+    /// ends (it completes, or is abandoned after an election timeout).
+    #[error("leadership transfer to node {0} in progress")]
+    TransferInProgress(NodeId),
+    /// The configuration change is not allowed from the configuration in force.
+    #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
     /// The log refused a change.
     #[error(transparent)]
     Log(#[from] crate::log::LogError),

@@ -50,6 +50,8 @@ mod progress;
 mod quorum;
 mod read_only;
 mod ready;
+mod snapshot_conf;
+mod tracker;
 mod types;
 
 pub use crate::config::CoreConfig;
@@ -62,6 +64,7 @@ pub use crate::progress::{Progress, ProgressState};
 pub use crate::quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use crate::read_only::{FailedRead, ReadFailure, ReadState};
 pub use crate::ready::Ready;
+pub use crate::snapshot_conf::split_snapshot;
 pub use crate::types::{
     Entry, EntryKind, HardState, Index, NodeId, RestoredState, Role, Snapshot, SnapshotMeta, Term,
 };

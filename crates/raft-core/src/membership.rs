@@ -65,9 +65,6 @@ pub enum MembershipError {
     /// The change would leave the cluster with no voters.
     #[error("the change would leave no voters")]
     NoVoters,
-    /// 0 is not a node id.
-    #[error("0 is not a valid node id")]
-    InvalidId,
 }
 
 impl Membership {
@@ -77,6 +74,17 @@ impl Membership {
             voters: voters.into_iter().collect(),
             ..Membership::default()
         }
+    }
+
+    /// The data of a configuration entry setting this configuration.
+    pub fn encode(&self) -> bytes::Bytes {
+        crate::snapshot_conf::encode_membership(self)
+    }
+
+    /// Reads the data of a configuration entry ([`EntryKind::Config`](crate::EntryKind)):
+    /// postcard of the whole configuration. `None` when it is not a valid one.
+    pub fn decode(data: &[u8]) -> Option<Membership> {
+        crate::snapshot_conf::decode_membership(data)
     }
 
     /// True while a joint change is in flight.
@@ -111,14 +119,12 @@ impl Membership {
         all
     }
 
-    /// Checks that the configuration is one the protocol can run: at least one voter, no
-    /// id 0, and no node both a learner and a voter.
+    /// Checks that the configuration is one the protocol can run: at least one voter, and
+    /// no node both a learner and a voter. (Any `u64` is a node id, 0 included: the
+    /// runtime numbers peers from 0.)
     pub fn validate(&self) -> Result<(), MembershipError> {
         if self.voters.is_empty() {
             return Err(MembershipError::NoVoters);
-        }
-        if self.members().contains(&0) {
-            return Err(MembershipError::InvalidId);
         }
         if let Some(&id) = self.learners.iter().find(|&&id| self.is_voter(id)) {
             return Err(MembershipError::Duplicate(id));
@@ -134,14 +140,12 @@ impl Membership {
         let mut next = self.clone();
         match change {
             ConfChange::AddLearner(id) => {
-                check_id(*id)?;
                 if self.contains(*id) {
                     return Err(MembershipError::Duplicate(*id));
                 }
                 next.learners.insert(*id);
             }
             ConfChange::AddVoter(id) => {
-                check_id(*id)?;
                 if self.voters.contains(id) {
                     return Err(MembershipError::Duplicate(*id));
                 }
@@ -161,9 +165,6 @@ impl Membership {
             ConfChange::EnterJoint(voters) => {
                 if voters.is_empty() {
                     return Err(MembershipError::NoVoters);
-                }
-                if voters.contains(&0) {
-                    return Err(MembershipError::InvalidId);
                 }
                 next.outgoing = Some(self.voters.clone());
                 next.learners.retain(|id| !voters.contains(id));
@@ -200,14 +201,6 @@ impl Membership {
                 ConfChange::LeaveJoint,
             ],
         })
-    }
-}
-
-fn check_id(id: NodeId) -> Result<(), MembershipError> {
-    if id == 0 {
-        Err(MembershipError::InvalidId)
-    } else {
-        Ok(())
     }
 }
 
@@ -248,10 +241,6 @@ mod tests {
         assert_eq!(
             c.apply(&ConfChange::Remove(1)),
             Err(MembershipError::NoVoters)
-        );
-        assert_eq!(
-            c.apply(&ConfChange::AddVoter(0)),
-            Err(MembershipError::InvalidId)
         );
         assert_eq!(
             c.apply(&ConfChange::LeaveJoint),

@@ -155,6 +155,25 @@ pub enum Message {
         /// The read index, or `None` when the sender is not (or stopped being) the leader.
         index: Option<Index>,
     },
+    /// Leadership transfer (thesis §3.10): the leader tells the target, whose log it has
+    /// brought up to date, to campaign at once (one-way). (The transfer kinds come last
+    /// so that the encoding of the others is unchanged.)
+    TimeoutNow {
+        /// The leader's term.
+        term: Term,
+    },
+    /// A `RequestVote` from a candidate that campaigns because the leader asked it to
+    /// (after `TimeoutNow`): voters that heard from that leader recently answer it anyway
+    /// (leader stickiness is for disruptive candidates, not for the leader's own choice).
+    /// Answered with `RequestVoteResponse`.
+    TransferVote {
+        /// The candidate's term.
+        term: Term,
+        /// Index of the candidate's last log entry.
+        last_log_index: Index,
+        /// Term of the candidate's last log entry.
+        last_log_term: Term,
+    },
 }
 
 /// The largest index, term or byte offset a message may carry. No log comes near it (at a
@@ -181,6 +200,11 @@ impl Message {
         in_range("term", term)?;
         match self {
             Message::RequestVote {
+                last_log_index,
+                last_log_term,
+                ..
+            }
+            | Message::TransferVote {
                 last_log_index,
                 last_log_term,
                 ..
@@ -270,7 +294,8 @@ impl Message {
             }
             Message::ReadHeartbeat { .. }
             | Message::ReadHeartbeatResponse { .. }
-            | Message::ReadIndex { .. } => {}
+            | Message::ReadIndex { .. }
+            | Message::TimeoutNow { .. } => {}
             Message::ReadIndexResponse { index, .. } => {
                 in_range("read index", index.unwrap_or(0))?;
             }
@@ -292,7 +317,9 @@ impl Message {
             | Message::ReadHeartbeat { term, .. }
             | Message::ReadHeartbeatResponse { term, .. }
             | Message::ReadIndex { term, .. }
-            | Message::ReadIndexResponse { term, .. } => *term,
+            | Message::ReadIndexResponse { term, .. }
+            | Message::TimeoutNow { term }
+            | Message::TransferVote { term, .. } => *term,
         }
     }
 
@@ -341,6 +368,7 @@ impl Message {
         matches!(
             self,
             Message::RequestVote { .. }
+                | Message::TransferVote { .. }
                 | Message::PreVote { .. }
                 | Message::AppendEntries { .. }
                 | Message::InstallSnapshot { .. }

@@ -173,11 +173,13 @@ impl JointConfig {
 }
 
 /// True when `count` of `voters` voters make a majority.
+#[cfg(test)]
 pub(crate) fn has_majority(voters: usize, count: usize) -> bool {
     count > voters / 2
 }
 
 /// The highest index that a majority of `matched` (one entry per voter) have reached.
+#[cfg(test)]
 pub(crate) fn committed_index(mut matched: Vec<Index>) -> Index {
     if matched.is_empty() {
         return 0;

@@ -178,6 +178,7 @@ impl ReadOnly {
 
     /// The highest round acknowledged by a majority of `peers` (this node, `me`, counts as
     /// having acknowledged every round it started).
+    #[cfg(test)]
     pub(crate) fn confirmed_round(&self, me: NodeId, peers: &[NodeId]) -> u64 {
         let acked: Vec<u64> = peers
             .iter()
@@ -190,6 +191,15 @@ impl ReadOnly {
             })
             .collect();
         crate::quorum::committed_index(acked)
+    }
+
+    /// The last round `peer` acknowledged (the leader's own, `me`, is the current one).
+    pub(crate) fn acked_round(&self, me: NodeId, peer: NodeId) -> u64 {
+        if peer == me {
+            self.round
+        } else {
+            self.acks.get(&peer).copied().unwrap_or(0)
+        }
     }
 
     /// An entry of the leader's term is committed at `commit`: reads without a read index

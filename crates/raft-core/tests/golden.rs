@@ -236,6 +236,12 @@ fn fmt_msg(m: &Message) -> String {
             Some(i) => format!("ReadIndexOk t{term} ctx={ctx} index={i}"),
             None => format!("ReadIndexRefused t{term} ctx={ctx}"),
         },
+        Message::TimeoutNow { term } => format!("TimeoutNow t{term}"),
+        Message::TransferVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => format!("TransferVote t{term} last={last_log_index}@{last_log_term}"),
     }
 }
 

@@ -62,6 +62,7 @@ async fn applier(mut rx: mpsc::Receiver<ApplyMsg>, waiters: Arc<Waiters>) {
         match msg {
             ApplyMsg::Command { index, .. }
             | ApplyMsg::NoOp { index, .. }
+            | ApplyMsg::Config { index, .. }
             | ApplyMsg::Snapshot { index, .. } => waiters.publish(index),
         }
     }

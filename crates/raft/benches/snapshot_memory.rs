@@ -49,7 +49,7 @@ async fn applier(
                 let _ = applied.send(index);
             }
             // No reads in this benchmark: no no-op is ever appended.
-            ApplyMsg::NoOp { index, .. } => {
+            ApplyMsg::NoOp { index, .. } | ApplyMsg::Config { index, .. } => {
                 let _ = applied.send(index);
             }
             ApplyMsg::Snapshot { index, data, .. } => {

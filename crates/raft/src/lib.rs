@@ -33,15 +33,20 @@
 #![warn(missing_docs)]
 
 mod config;
+mod membership;
 mod node;
 mod observe;
 mod status;
 mod transport;
 
 pub use config::Config;
+pub use membership::MembershipStatus;
 pub use node::Raft;
 pub use observe::{Observed, Observer};
-pub use raft_core::{Bytes, Envelope, Index, Message, NodeId, Role, SnapshotMeta, Term};
+pub use raft_core::{
+    Bytes, ConfChange, Envelope, Index, Membership, MembershipError, Message, NodeId, Role,
+    SnapshotMeta, Term,
+};
 pub use status::Status;
 pub use transport::Transport;
 
@@ -66,6 +71,18 @@ pub enum ApplyMsg {
         index: Index,
         /// The leader's term.
         term: Term,
+    },
+    /// A committed configuration entry (a membership change): nothing for the service
+    /// to apply, but it holds its index, so the service counts it as applied. The
+    /// configuration took effect in the protocol when it was appended; this only says it
+    /// is now committed.
+    Config {
+        /// Its log index.
+        index: Index,
+        /// The term it was proposed in.
+        term: Term,
+        /// The configuration it sets.
+        membership: raft_core::Membership,
     },
     /// A snapshot the service must load in place of its current state: received from the
     /// leader, or the persisted one when a peer restarts. Commands that follow continue
@@ -124,6 +141,22 @@ pub enum RaftError {
         /// The highest index delivered on the apply channel.
         applied: Index,
     },
+    /// A membership change is already in flight (not committed yet, or joint): one
+    /// change at a time. Retry once it is done.
+    #[error("a membership change is already in progress")]
+    ChangeInProgress,
+    /// The membership change is not allowed: an unknown or duplicate id, an empty voter
+    /// set, removing the last voter.
+    #[error(transparent)]
+    Membership(raft_core::MembershipError),
+    /// The peer stopped leading before the membership change committed: the change may
+    /// still commit under the next leader, or be dropped. Look before retrying.
+    #[error("leadership lost before the membership change committed")]
+    ChangeAbandoned,
+    /// A leadership transfer to this peer did not complete within an election timeout:
+    /// the old leader leads on.
+    #[error("leadership transfer to {0} did not complete")]
+    TransferFailed(NodeId),
     /// The protocol core refused.
     #[error(transparent)]
     Core(raft_core::CoreError),
@@ -154,6 +187,9 @@ impl From<raft_core::CoreError> for RaftError {
                 RaftError::SnapshotBeyondApplied { index, applied }
             }
             C::EmptyCommand => RaftError::EmptyCommand,
+            C::ChangeInProgress => RaftError::ChangeInProgress,
+            C::Membership(e) => RaftError::Membership(e),
+            C::TransferInProgress(_) => RaftError::Busy("leadership transfer in progress"),
             other => RaftError::Core(other),
         }
     }

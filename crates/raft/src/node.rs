@@ -8,8 +8,11 @@
 //! the tick is the first branch of the event loop and a turn handles a bounded number of
 //! commands.
 
+use crate::membership::{ConfRequest, ConfTx, ConfWaiters, MembershipStatus};
 use crate::{ApplyMsg, Config, Observed, Observer, RaftError, Status, Transport};
-use raft_core::{Bytes, Envelope, HardState, Index, NodeId, RaftCore, Ready, Snapshot, Term};
+use raft_core::{
+    Bytes, EntryKind, Envelope, HardState, Index, NodeId, RaftCore, Ready, Snapshot, Term,
+};
 use raft_storage::{Storage, WriteBatch};
 use rand_chacha::{rand_core::SeedableRng, ChaCha8Rng};
 use std::collections::{BTreeMap, VecDeque};
@@ -33,10 +36,14 @@ const MAX_APPLY_PER_TURN: usize = 1024;
 
 type ReadTx = oneshot::Sender<Result<Index, RaftError>>;
 
-enum Command {
+pub(crate) enum Command {
     Propose(Bytes, oneshot::Sender<Result<(Index, Term), RaftError>>),
     ReadIndex(ReadTx),
     Snapshot(Index, Bytes, oneshot::Sender<Result<(), RaftError>>),
+    /// A membership change, answered once committed.
+    Conf(ConfRequest, ConfTx),
+    /// The configuration in force.
+    Membership(oneshot::Sender<MembershipStatus>),
     /// A message from another peer; requests carry the slot for their response.
     Step(Envelope, Option<ReplyTx>),
     Kill,
@@ -83,13 +90,62 @@ impl Raft {
         let core_cfg = config.core_config()?;
         let restored = storage.restore()?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let core = RaftCore::new(me, peers, core_cfg.clone(), restored, rng)?;
+        let max_inflight = core_cfg.max_inflight_msgs;
+        let core = RaftCore::new(me, peers, core_cfg, restored, rng)?;
+        Ok(Self::spawn(
+            core,
+            max_inflight,
+            storage,
+            apply_tx,
+            config,
+            transport,
+        ))
+    }
+
+    /// Creates peer `me` to join a running cluster, and starts it; returns at once.
+    ///
+    /// Unless `storage` holds a configuration (a restart), the peer knows no members:
+    /// it never campaigns and waits for a leader to bring it the log (or a snapshot) that
+    /// holds its cluster's configuration. The cluster's leader adds it with
+    /// [`add_learner`](Self::add_learner) and then makes it a voter with
+    /// [`change_membership`](Self::change_membership).
+    pub fn join<S: Storage, T: Transport>(
+        me: NodeId,
+        storage: S,
+        apply_tx: mpsc::Sender<ApplyMsg>,
+        config: Config,
+        transport: T,
+    ) -> Result<Raft, RaftError> {
+        let core_cfg = config.core_config()?;
+        let restored = storage.restore()?;
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let max_inflight = core_cfg.max_inflight_msgs;
+        let core = RaftCore::joining(me, core_cfg, restored, rng)?;
+        Ok(Self::spawn(
+            core,
+            max_inflight,
+            storage,
+            apply_tx,
+            config,
+            transport,
+        ))
+    }
+
+    fn spawn<S: Storage, T: Transport>(
+        core: RaftCore<ChaCha8Rng>,
+        max_inflight: usize,
+        storage: S,
+        apply_tx: mpsc::Sender<ApplyMsg>,
+        config: Config,
+        transport: T,
+    ) -> Raft {
+        let me = core.id();
         let (tx, rx) = mpsc::channel(config.command_queue);
         let published = Arc::new(Published::default());
         published
             .raft_state_size
             .store(storage.raft_state_size(), Ordering::Release);
-        let max_calls = 4 * core_cfg.max_inflight_msgs + 16;
+        let max_calls = 4 * max_inflight + 16;
         let mut actor = Actor {
             core,
             storage: Some(storage),
@@ -106,6 +162,7 @@ impl Raft {
             observer: config.observer.clone().map(|o| (o, None)),
             reads: BTreeMap::new(),
             next_read: INSTANCES.fetch_add(1, Ordering::Relaxed) << 32,
+            conf: ConfWaiters::default(),
         };
         actor.observe_start();
         actor.publish();
@@ -124,7 +181,20 @@ impl Raft {
             published.stopped.store(true, Ordering::Release);
             published.ended.notify_waiters();
         });
-        Ok(Raft { me, tx, published })
+        Raft { me, tx, published }
+    }
+
+    /// Sends the actor a command made around a reply slot, and waits for the reply.
+    pub(crate) async fn ask<R>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<R>) -> Command,
+    ) -> Result<R, RaftError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.try_send(make(tx)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RaftError::Busy("command queue full"),
+            mpsc::error::TrySendError::Closed(_) => RaftError::Killed,
+        })?;
+        rx.await.map_err(|_| RaftError::Killed)
     }
 
     /// This peer's id.
@@ -294,6 +364,8 @@ struct Actor<S, T> {
     /// Reads waiting for the core's answer, by the ctx they were given.
     reads: BTreeMap<u64, ReadTx>,
     next_read: u64,
+    /// Membership changes waiting to commit.
+    conf: ConfWaiters,
 }
 
 /// The persistent part of a `Ready`, owned, so that it can move to a blocking thread.
@@ -390,6 +462,7 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 let ready = self.core.take_ready_bounded(room);
                 self.process(ready).await?;
             }
+            self.conf.poll(&mut self.core);
             self.publish();
         }
     }
@@ -421,6 +494,13 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                         let _ = reply.send(Err(e.into()));
                     }
                 }
+            }
+            Command::Conf(req, reply) => self.conf.submit(&mut self.core, req, reply),
+            Command::Membership(reply) => {
+                let _ = reply.send(MembershipStatus {
+                    membership: self.core.membership().clone(),
+                    change_in_progress: self.core.change_in_progress(),
+                });
             }
             Command::Snapshot(index, data, reply) => {
                 let _ = reply.send(self.core.compact(index, data).map_err(RaftError::from));
@@ -540,6 +620,13 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             data: snap.data,
         });
         let commands = unsent.committed.into_iter().map(|entry| {
+            if entry.kind == EntryKind::Config {
+                return ApplyMsg::Config {
+                    index: entry.index,
+                    term: entry.term,
+                    membership: raft_core::Membership::decode(&entry.data).unwrap_or_default(),
+                };
+            }
             // Commands are never empty (the core refuses them): an empty entry is the
             // leader's no-op, which the service must not try to decode.
             if entry.data.is_empty() {

@@ -179,6 +179,7 @@ async fn memory_stays_bounded_when_the_service_applies_slowly() {
                 let index = match msg {
                     ApplyMsg::Command { index, .. }
                     | ApplyMsg::NoOp { index, .. }
+                    | ApplyMsg::Config { index, .. }
                     | ApplyMsg::Snapshot { index, .. } => index,
                 };
                 counters[&id].store(index, Ordering::Release);

@@ -178,6 +178,7 @@ fn describe(m: &MsgSummary) -> (MsgKind, u64, u64, u32) {
         MsgSummary::ReadFwdResp { term, index, .. } => {
             (MsgKind::AppendResp, term, index.unwrap_or(0), 0)
         }
+        MsgSummary::TimeoutNow { term } => (MsgKind::Vote, term, 0, 0),
     }
 }
 

@@ -109,6 +109,11 @@ pub enum MsgSummary {
         /// The read index, or `None` when refused.
         index: Option<Index>,
     },
+    /// `TimeoutNow` (leadership transfer).
+    TimeoutNow {
+        /// Leader's term.
+        term: Term,
+    },
 }
 
 impl From<&Message> for MsgSummary {
@@ -210,6 +215,18 @@ impl From<&Message> for MsgSummary {
                 ctx: *ctx,
                 index: *index,
             },
+            // A transfer's vote request is summarised as a vote request.
+            Message::TransferVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => MsgSummary::Vote {
+                pre: false,
+                term: *term,
+                last_index: *last_log_index,
+                last_term: *last_log_term,
+            },
+            Message::TimeoutNow { term } => MsgSummary::TimeoutNow { term: *term },
         }
     }
 }
@@ -313,6 +330,7 @@ impl fmt::Display for MsgSummary {
                 Some(i) => write!(f, "ReadIndexOk(t{term} r{ctx} at {i})"),
                 None => write!(f, "ReadIndexRefused(t{term} r{ctx})"),
             },
+            MsgSummary::TimeoutNow { term } => write!(f, "TimeoutNow(t{term})"),
         }
     }
 }

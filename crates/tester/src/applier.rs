@@ -32,15 +32,17 @@ pub(crate) async fn applier(
         // The leader's no-op (appended before serving reads) holds no command: it is
         // recorded as an empty one, so that indices stay contiguous in every check.
         let msg = match msg {
-            ApplyMsg::NoOp { index, term } => ApplyMsg::Command {
-                index,
-                term,
-                command: Bytes::new(),
-            },
+            ApplyMsg::NoOp { index, term } | ApplyMsg::Config { index, term, .. } => {
+                ApplyMsg::Command {
+                    index,
+                    term,
+                    command: Bytes::new(),
+                }
+            }
             other => other,
         };
         match msg {
-            ApplyMsg::NoOp { .. } => {}
+            ApplyMsg::NoOp { .. } | ApplyMsg::Config { .. } => {}
             ApplyMsg::Command {
                 index,
                 term,

@@ -60,6 +60,9 @@ pub(crate) struct Shared {
 /// Every check panics with a readable message when it fails.
 pub struct Cluster {
     n: usize,
+    /// Peers `0..bootstrap` start as the voters of the initial configuration; the others
+    /// start as joining servers that a membership change brings in.
+    bootstrap: usize,
     net: Network,
     opts: RunOptions,
     rng: ChaCha8Rng,
@@ -104,6 +107,20 @@ impl Cluster {
         opts: RunOptions,
         config: Config,
     ) -> Cluster {
+        Self::with_members(n, n, unreliable, snapshots, opts, config)
+    }
+
+    /// `n` servers, all wired to each other, of which only `0..voters` form the initial
+    /// cluster; the others run as joining servers (no configuration, never campaigning)
+    /// until a membership change adds them.
+    pub fn with_members(
+        n: usize,
+        voters: usize,
+        unreliable: bool,
+        snapshots: bool,
+        opts: RunOptions,
+        config: Config,
+    ) -> Cluster {
         let net = Network::new(opts.seed);
         net.set_reliable(!unreliable);
         net.set_long_delays(true);
@@ -114,6 +131,7 @@ impl Cluster {
         }
         let mut cluster = Cluster {
             n,
+            bootstrap: voters.clamp(1, n),
             net,
             opts,
             rng: ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(1)),
@@ -379,7 +397,7 @@ impl Cluster {
         self.ends[i] = names;
 
         let (apply_tx, apply_rx) = mpsc::channel(1024);
-        let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
+        let peers: Vec<NodeId> = (0..self.bootstrap as NodeId).collect();
         let storage = self.store.open(i);
         let transport = LabTransport::new(clients);
         let mut config = self.config.clone();
@@ -387,14 +405,24 @@ impl Cluster {
             t.started(i, self.generation);
             config.observer = Some(t.peer_observer(i, self.generation));
         }
-        let started = crate::with_peer_storage!(storage, |s| Raft::new(
-            &peers,
-            i as NodeId,
-            s,
-            apply_tx,
-            config,
-            transport
-        ));
+        let started = if i < self.bootstrap {
+            crate::with_peer_storage!(storage, |s| Raft::new(
+                &peers,
+                i as NodeId,
+                s,
+                apply_tx,
+                config,
+                transport
+            ))
+        } else {
+            crate::with_peer_storage!(storage, |s| Raft::join(
+                i as NodeId,
+                s,
+                apply_tx,
+                config,
+                transport
+            ))
+        };
         let raft = match started {
             Ok(raft) => raft,
             Err(e) => panic!("cannot start peer {i}: {e}"),

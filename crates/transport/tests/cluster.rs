@@ -129,7 +129,7 @@ fn drain(nodes: &mut BTreeMap<NodeId, Node>) {
                 }
                 // No reads here, so no no-op is ever committed; were one, it keeps its
                 // index as an empty command so that indices stay aligned.
-                ApplyMsg::NoOp { index, .. } => {
+                ApplyMsg::NoOp { index, .. } | ApplyMsg::Config { index, .. } => {
                     assert_eq!(index, n.log.len() as u64 + 1, "applied in order");
                     n.log.push(Bytes::new());
                 }

@@ -8,7 +8,6 @@
 
 use super::RaftCore;
 use crate::message::Message;
-use crate::quorum;
 use crate::types::{NodeId, Role};
 use rand_core::RngCore;
 
@@ -31,18 +30,19 @@ impl<R: RngCore> RaftCore<R> {
             return false;
         }
         match msg {
-            Message::RequestVote { term, .. } | Message::PreVote { term, .. } => {
+            Message::RequestVote { term, .. }
+            | Message::PreVote { term, .. }
+            | Message::TransferVote { term, .. } => {
                 *term > self.hard.term && !self.is_leadership_transfer(msg)
             }
             _ => false,
         }
     }
 
-    /// Hook for leadership transfer: a vote requested on the current leader's behalf must
-    /// not be ignored by sticky followers. No message says so yet; when one does (etcd
-    /// marks it with a campaign-transfer context), it is recognised here.
-    fn is_leadership_transfer(&self, _msg: &Message) -> bool {
-        false
+    /// Leadership transfer: a vote requested on the current leader's behalf
+    /// ([`Message::TransferVote`]) is not ignored by sticky followers.
+    fn is_leadership_transfer(&self, msg: &Message) -> bool {
+        matches!(msg, Message::TransferVote { .. })
     }
 
     /// Notes that `from` answered this leader in its current term.
@@ -61,10 +61,11 @@ impl<R: RngCore> RaftCore<R> {
             return true;
         }
         self.election_elapsed = 0;
-        let heard = std::mem::take(&mut self.recent_active).len() + 1;
+        let active = self.quorum_active();
+        self.recent_active.clear();
         #[cfg(raft_bug = "ignore-check-quorum")]
-        let heard = self.peers.len();
-        if !self.cfg.check_quorum || quorum::has_majority(self.peers.len(), heard) {
+        let active = true;
+        if !self.cfg.check_quorum || active {
             return true;
         }
         let term = self.hard.term;

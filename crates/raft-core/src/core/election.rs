@@ -3,7 +3,7 @@
 use super::RaftCore;
 use crate::message::Message;
 use crate::progress::Progress;
-use crate::quorum;
+use crate::quorum::VoteResult;
 use crate::types::{HardState, Index, NodeId, Role, Term};
 use rand_core::RngCore;
 use std::collections::BTreeMap;
@@ -37,6 +37,7 @@ impl<R: RngCore> RaftCore<R> {
         }
         self.role = Role::Follower;
         self.leader = leader;
+        self.transfer = None;
         self.votes.clear();
         self.progress.clear();
         self.recent_active.clear();
@@ -52,24 +53,18 @@ impl<R: RngCore> RaftCore<R> {
         self.votes.clear();
         self.votes.insert(self.id, true);
         self.reset_election_timer();
-        if quorum::has_majority(self.peers.len(), 1) {
+        if self.poll() == VoteResult::Won {
             self.become_leader();
             return;
         }
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        let request = self.vote_request(term, last_log_index, last_log_term);
         for peer in self.others() {
-            self.send(
-                peer,
-                Message::RequestVote {
-                    term,
-                    last_log_index,
-                    last_log_term,
-                },
-            );
+            self.send(peer, request.clone());
         }
     }
 
-    fn become_leader(&mut self) {
+    pub(super) fn become_leader(&mut self) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.heartbeat_elapsed = 0;
@@ -129,8 +124,7 @@ impl<R: RngCore> RaftCore<R> {
             return;
         }
         self.votes.insert(from, granted);
-        let yes = self.votes.values().filter(|g| **g).count();
-        if quorum::has_majority(self.peers.len(), yes) {
+        if self.poll() == VoteResult::Won {
             self.become_leader();
         }
     }

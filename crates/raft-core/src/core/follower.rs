@@ -133,7 +133,8 @@ impl<R: RngCore> RaftCore<R> {
 
     pub(super) fn append_local(&mut self, entry: Entry) {
         self.pending_entries.push(entry.clone());
-        self.log.push(entry);
+        self.log.push(entry.clone());
+        self.conf_on_append(&entry);
     }
 
     fn truncate_local(&mut self, index: Index) {
@@ -146,6 +147,7 @@ impl<R: RngCore> RaftCore<R> {
         );
         self.log.truncate_from(index);
         self.durable = self.durable.min(index - 1);
+        self.conf_on_truncate(index);
         self.pending_entries.retain(|e| e.index < index);
         if index <= self.stable_last {
             self.stable_last = index - 1;
@@ -256,9 +258,13 @@ impl<R: RngCore> RaftCore<R> {
         self.stable_last = self.stable_last.max(meta.index).min(self.log.last_index());
         self.snapshot_data = snapshot.data.clone();
         self.commit = self.commit.max(meta.index);
+        let service_data = self.conf_on_install(meta.index, &snapshot.data, kept_suffix);
         if meta.index > self.applied {
             self.applied = meta.index;
-            self.pending_restore = Some(snapshot.clone());
+            self.pending_restore = Some(Snapshot {
+                meta,
+                data: service_data,
+            });
         }
         self.pending_snapshot = Some(snapshot);
     }

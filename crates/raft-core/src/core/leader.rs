@@ -5,7 +5,6 @@
 use super::RaftCore;
 use crate::message::{Message, RejectHint};
 use crate::progress::{ChunkReply, HeartbeatAction, ProgressState};
-use crate::quorum;
 use crate::types::{Entry, Index, NodeId, Role, SnapshotMeta, Term};
 use rand_core::RngCore;
 
@@ -140,6 +139,7 @@ impl<R: RngCore> RaftCore<R> {
                     self.maybe_commit();
                 }
                 self.send_append(from, false);
+                self.transfer_on_progress(from);
             }
             Some(next) => {
                 if pr.on_append_rejected(index, next.min(last_index + 1)) {
@@ -238,7 +238,7 @@ impl<R: RngCore> RaftCore<R> {
 
     /// What the leader's own log counts toward a commit: all of it, or with
     /// `leader_parallel_write` only what its driver reported durable.
-    fn own_match(&self) -> Index {
+    pub(super) fn own_match(&self) -> Index {
         #[cfg(not(raft_bug = "leader-counts-unpersisted"))]
         if self.cfg.leader_parallel_write {
             return self.durable.min(self.log.last_index());
@@ -247,9 +247,7 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     pub(super) fn maybe_commit(&mut self) {
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched()).collect();
-        matched.push(self.own_match());
-        let candidate = quorum::committed_index(matched);
+        let candidate = self.quorum_matched();
         if candidate <= self.commit {
             return;
         }
@@ -261,5 +259,6 @@ impl<R: RngCore> RaftCore<R> {
         }
         self.commit = candidate;
         self.reads_on_commit();
+        self.conf_on_commit();
     }
 }

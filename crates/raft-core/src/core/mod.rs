@@ -6,19 +6,26 @@
 //! flow control, commit), [`reads`] (ReadIndex).
 
 mod check_quorum;
+mod conf_change;
 mod election;
 mod follower;
 mod leader;
 mod prevote;
 mod reads;
+mod transfer;
 
 use crate::config::CoreConfig;
 use crate::log::RaftLog;
+use crate::membership::Membership;
 use crate::message::{Envelope, Message};
 use crate::progress::Progress;
 use crate::read_only::ReadOnly;
 use crate::ready::Ready;
-use crate::types::{Entry, HardState, Index, NodeId, RestoredState, Role, Snapshot, Term};
+use crate::snapshot_conf;
+use crate::tracker::ConfigTracker;
+use crate::types::{
+    Entry, EntryKind, HardState, Index, NodeId, RestoredState, Role, Snapshot, Term,
+};
 use crate::CoreError;
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -69,11 +76,21 @@ pub struct RaftCore<R: RngCore> {
     incoming: Option<follower::IncomingSnapshot>,
     /// Reads in flight (ReadIndex).
     reads: ReadOnly,
+    /// The configurations the log holds; the last one is in force.
+    tracker: ConfigTracker,
+    /// A leadership transfer under way (on the leader).
+    transfer: Option<transfer::Transfer>,
+    /// This node campaigns because its leader asked it to (TimeoutNow).
+    transfer_campaign: bool,
 }
 
 impl<R: RngCore> RaftCore<R> {
     /// Creates a core for peer `id` of the cluster `peers` (which must contain `id`),
     /// resuming from `restored`. All randomness comes from `rng`.
+    ///
+    /// `peers` are the voters of the bootstrap configuration: the one in force before
+    /// any configuration entry. A restored snapshot's configuration, and configuration
+    /// entries in the restored log, replace it.
     pub fn new(
         id: NodeId,
         peers: &[NodeId],
@@ -92,17 +109,51 @@ impl<R: RngCore> RaftCore<R> {
         if !members.contains(&id) {
             return Err(CoreError::NotAMember(id));
         }
+        Self::with_membership(id, Membership::with_voters(members), cfg, restored, rng)
+    }
+
+    /// Creates a core for a server joining a running cluster: until the leader's log or
+    /// snapshot tells it its configuration (or `restored` holds one), it knows no
+    /// members, never campaigns, and follows whichever leader contacts it.
+    pub fn joining(
+        id: NodeId,
+        cfg: CoreConfig,
+        restored: RestoredState,
+        rng: R,
+    ) -> Result<Self, CoreError> {
+        cfg.validate()?;
+        Self::with_membership(id, Membership::default(), cfg, restored, rng)
+    }
+
+    fn with_membership(
+        id: NodeId,
+        bootstrap: Membership,
+        cfg: CoreConfig,
+        restored: RestoredState,
+        rng: R,
+    ) -> Result<Self, CoreError> {
         let snapshot = restored.snapshot;
+        let (snap_conf, service_data) = snapshot_conf::unwrap(&restored.snapshot_data);
+        let mut tracker = ConfigTracker::new(snapshot.index, snap_conf.unwrap_or(bootstrap));
+        for e in restored
+            .entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Config)
+        {
+            if let Some(m) = snapshot_conf::decode_membership(&e.data) {
+                tracker.push(e.index, m);
+            }
+        }
         let log = RaftLog::new(snapshot, restored.entries)?;
         // A restarted service first gets its snapshot back, then only later entries.
         let pending_restore = (snapshot.index > 0).then(|| Snapshot {
             meta: snapshot,
-            data: restored.snapshot_data.clone(),
+            data: service_data,
         });
         let stable_last = log.last_index();
         let mut core = RaftCore {
             id,
-            peers: members.into_iter().collect(),
+            peers: tracker.current().members().into_iter().collect(),
             cfg,
             rng,
             hard: restored.hard_state,
@@ -129,6 +180,9 @@ impl<R: RngCore> RaftCore<R> {
             broadcast_pending: false,
             incoming: None,
             reads: ReadOnly::default(),
+            tracker,
+            transfer: None,
+            transfer_campaign: false,
         };
         core.reset_election_timer();
         Ok(core)
@@ -140,7 +194,8 @@ impl<R: RngCore> RaftCore<R> {
     pub fn id(&self) -> NodeId {
         self.id
     }
-    /// All peers of the cluster, this one included, in ascending order.
+    /// All members of the configuration in force (voters and learners; this node
+    /// included while it is one), in ascending order.
     pub fn peers(&self) -> &[NodeId] {
         &self.peers
     }
@@ -191,6 +246,7 @@ impl<R: RngCore> RaftCore<R> {
                 if !self.tick_check_quorum() {
                     return;
                 }
+                self.transfer_tick();
                 self.heartbeat_elapsed += 1;
                 if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
                     self.heartbeat_elapsed = 0;
@@ -200,7 +256,13 @@ impl<R: RngCore> RaftCore<R> {
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 self.election_elapsed += 1;
                 if self.election_elapsed >= self.election_timeout {
-                    self.start_election();
+                    if self.promotable() {
+                        self.start_election();
+                    } else {
+                        // A learner or a removed server never campaigns; the count
+                        // stops, still past the timeout (no leader heard recently).
+                        self.election_elapsed = self.election_timeout;
+                    }
                 }
             }
         }
@@ -218,6 +280,7 @@ impl<R: RngCore> RaftCore<R> {
         if data.is_empty() {
             return Err(CoreError::EmptyCommand);
         }
+        self.check_not_transferring()?;
         let entry = Entry::new(self.hard.term, self.log.last_index() + 1, data);
         let at = (entry.index, entry.term);
         self.append_local(entry);
@@ -246,6 +309,8 @@ impl<R: RngCore> RaftCore<R> {
         self.log.compact_to(index)?;
         self.pending_entries.retain(|e| e.index > index);
         self.stable_last = self.stable_last.max(index);
+        self.tracker.compact(index);
+        let data = self.wrap_snapshot(index, &data);
         self.snapshot_data = data.clone();
         self.pending_snapshot = Some(Snapshot {
             meta: self.log.snapshot(),
@@ -254,7 +319,9 @@ impl<R: RngCore> RaftCore<R> {
         Ok(())
     }
 
-    /// The snapshot the log starts after: its end and its data.
+    /// The snapshot the log starts after: its end and its bytes as persisted (the
+    /// service's data wrapped with the configuration in force at its end; see
+    /// `snapshot_conf`).
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             meta: self.log.snapshot(),
@@ -262,12 +329,14 @@ impl<R: RngCore> RaftCore<R> {
         }
     }
 
-    /// A message arrived from `from`. A message from a stranger, or one that fails
+    /// A message arrived from `from`. Any node may send one: a leader of a configuration
+    /// this node has not heard of yet must be followed, and votes or answers of
+    /// non-members count for nothing. A message from this node itself, or one that fails
     /// [`Message::validate`] or contradicts what this node knows for certain (an
     /// acknowledgement of entries the leader never had, a rewrite of committed entries),
     /// is refused with an error and changes nothing.
     pub fn step(&mut self, from: NodeId, msg: Message) -> Result<(), CoreError> {
-        if from == self.id || !self.peers.contains(&from) {
+        if from == self.id {
             return Err(CoreError::UnknownPeer(from));
         }
         msg.validate()?;
@@ -366,6 +435,18 @@ impl<R: RngCore> RaftCore<R> {
             }
             Message::ReadIndexResponse { ctx, index, .. } => {
                 self.on_read_index_response(ctx, index);
+                Ok(())
+            }
+            Message::TimeoutNow { term } => {
+                self.on_timeout_now(from, term);
+                Ok(())
+            }
+            Message::TransferVote {
+                term,
+                last_log_index,
+                last_log_term,
+            } => {
+                self.on_request_vote(from, term, last_log_index, last_log_term);
                 Ok(())
             }
         }

@@ -5,7 +5,7 @@
 
 use super::RaftCore;
 use crate::message::Message;
-use crate::quorum;
+use crate::quorum::VoteResult;
 use crate::types::{Index, NodeId, Role, Term};
 use rand_core::RngCore;
 
@@ -22,7 +22,7 @@ impl<R: RngCore> RaftCore<R> {
         self.votes.insert(self.id, true);
         // A round that gets no majority is retried when the timer fires again.
         self.reset_election_timer();
-        if quorum::has_majority(self.peers.len(), 1) {
+        if self.poll() == VoteResult::Won {
             self.campaign();
             return;
         }
@@ -72,11 +72,10 @@ impl<R: RngCore> RaftCore<R> {
             return;
         }
         self.votes.insert(from, granted);
-        let yes = self.votes.values().filter(|g| **g).count();
-        let no = self.votes.len() - yes;
-        if quorum::has_majority(self.peers.len(), yes) {
+        let result = self.poll();
+        if result == VoteResult::Won {
             self.campaign();
-        } else if quorum::has_majority(self.peers.len(), no) {
+        } else if result == VoteResult::Lost {
             // This round cannot succeed: wait as a follower for a leader or the next
             // timeout (the timer keeps running from the start of the round).
             let term = self.hard.term;

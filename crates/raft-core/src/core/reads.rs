@@ -81,7 +81,7 @@ impl<R: RngCore> RaftCore<R> {
         if self.role != Role::Leader {
             return;
         }
-        let confirmed = self.reads.confirmed_round(self.id, &self.peers);
+        let confirmed = self.confirmed_read_round();
         #[cfg(raft_bug = "read-without-heartbeat")]
         let confirmed = {
             let _ = confirmed;

@@ -75,7 +75,9 @@ fn apply_one(inner: &Inner, msg: ApplyMsg) -> bool {
             }
             true
         }
-        ApplyMsg::NoOp { index, .. } => {
+        // The leader's no-op, or a configuration entry (the core applies those itself):
+        // nothing for the store, but the index is taken.
+        ApplyMsg::NoOp { index, .. } | ApplyMsg::Config { index, .. } => {
             let mut st = inner.lock();
             if index > st.stats.last_applied {
                 st.stats.last_applied = index;

@@ -127,6 +127,17 @@ pub(crate) fn describe(m: &Message) -> Described {
                 None => format!("ReadIndex reply t{term} read {ctx} refused"),
             },
         ),
+        Message::TimeoutNow { term } => (MsgKind::Vote, 0, 0, format!("TimeoutNow t{term}")),
+        Message::TransferVote {
+            term,
+            last_log_index,
+            last_log_term,
+        } => (
+            MsgKind::Vote,
+            *last_log_index,
+            0,
+            format!("TransferVote t{term} last {last_log_index}@{last_log_term}"),
+        ),
         Message::InstallSnapshot {
             term,
             meta,

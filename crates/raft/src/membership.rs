@@ -1,0 +1,229 @@
+//! Membership changes through the runtime: the requests the API sends the actor, and
+//! the waiters that answer them once the change is committed (or abandoned).
+//!
+//! A request becomes a configuration entry on the leader at once when the core allows
+//! it. A new leader may not change the configuration before an entry of its own term is
+//! committed (the single-server change rule): the core then appends a no-op and refuses
+//! with `NotReady`, and the waiter proposes again at every turn until it is allowed.
+
+use crate::node::Command;
+use crate::{Raft, RaftError};
+use raft_core::{ConfChange, CoreError, Index, Membership, NodeId, RaftCore, Term};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use tokio::sync::oneshot;
+
+/// What a peer reports about its configuration (see [`Raft::membership`](crate::Raft::membership)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipStatus {
+    /// The configuration in force on this peer (the last one its log holds).
+    pub membership: Membership,
+    /// True while a change is in flight: the configuration in force is not committed yet,
+    /// or it is joint (the leader has yet to leave it).
+    pub change_in_progress: bool,
+}
+
+impl Raft {
+    /// The configuration in force on this peer, and whether a change is in flight.
+    pub async fn membership(&self) -> Result<MembershipStatus, RaftError> {
+        self.ask(Command::Membership).await
+    }
+
+    /// Adds `id` as a learner: it receives the log (or a snapshot) and votes in nothing.
+    /// Returns the new configuration once committed. Call on the leader; the new peer is
+    /// started with [`Raft::join`] and must be reachable through every peer's transport.
+    /// Fails with [`RaftError::NotLeader`], [`RaftError::ChangeInProgress`],
+    /// [`RaftError::Membership`] (already a member, id 0), [`RaftError::ChangeAbandoned`].
+    pub async fn add_learner(&self, id: NodeId) -> Result<Membership, RaftError> {
+        self.change(ConfRequest::Change(ConfChange::AddLearner(id)))
+            .await
+    }
+
+    /// Removes `id` (voter or learner) in one step. Returns once committed; a leader that
+    /// removes itself leads until then and steps down after.
+    pub async fn remove_server(&self, id: NodeId) -> Result<Membership, RaftError> {
+        self.change(ConfRequest::Change(ConfChange::Remove(id)))
+            .await
+    }
+
+    /// Moves the voters to exactly `voters`: a single-server change when one voter is
+    /// added or removed, otherwise joint consensus (the leader enters the joint
+    /// configuration and leaves it on its own once that commits). Learners named in
+    /// `voters` are promoted; new ids become voters directly (prefer adding them as
+    /// learners first, so that they catch up before they count). Returns the final
+    /// configuration once committed. Fails with [`RaftError::Membership`] for an empty
+    /// set (`NoVoters`), and like [`add_learner`](Self::add_learner) otherwise.
+    pub async fn change_membership(
+        &self,
+        voters: impl IntoIterator<Item = NodeId>,
+    ) -> Result<Membership, RaftError> {
+        let voters: BTreeSet<NodeId> = voters.into_iter().collect();
+        self.change(ConfRequest::Voters(voters)).await
+    }
+
+    /// Hands leadership to the voter `target` (thesis §3.10): this leader stops taking
+    /// proposals, brings `target` up to date and tells it to campaign at once. Returns
+    /// once this peer follows `target`; fails with [`RaftError::TransferFailed`] when
+    /// `target` did not take over within an election timeout (this peer then leads on
+    /// and accepts proposals again), and like [`add_learner`](Self::add_learner)
+    /// otherwise.
+    pub async fn transfer_leader(&self, target: NodeId) -> Result<(), RaftError> {
+        self.change(ConfRequest::Transfer(target)).await.map(|_| ())
+    }
+
+    async fn change(&self, req: ConfRequest) -> Result<Membership, RaftError> {
+        self.ask(|tx| Command::Conf(req, tx)).await?
+    }
+}
+
+/// A membership request to the actor.
+pub(crate) enum ConfRequest {
+    /// One step (add a learner, add or remove one voter).
+    Change(ConfChange),
+    /// Move the voters to this set (single step or joint consensus).
+    Voters(BTreeSet<NodeId>),
+    /// Hand leadership to this voter.
+    Transfer(NodeId),
+}
+
+/// Where the answer to a membership request goes.
+pub(crate) type ConfTx = oneshot::Sender<Result<Membership, RaftError>>;
+
+enum Goal {
+    /// Not proposed yet: the leader has no entry of its term committed.
+    Unproposed(ConfRequest),
+    /// Done once the configuration entry at this index is committed.
+    Committed(Index),
+    /// Done once a committed, non-joint configuration has exactly these voters (a joint
+    /// change: the leader leaves the joint configuration on its own).
+    Voters(BTreeSet<NodeId>),
+    /// Done once this peer follows the target in a later term; failed once the leader
+    /// gave the transfer up.
+    Transfer(NodeId),
+}
+
+struct Waiter {
+    goal: Goal,
+    /// The leader's term when the request arrived: a change proposed in it is abandoned
+    /// (as far as the caller knows) once the peer leads no more in it.
+    term: Term,
+    reply: ConfTx,
+}
+
+/// Membership requests waiting for their outcome.
+#[derive(Default)]
+pub(crate) struct ConfWaiters {
+    waiting: Vec<Waiter>,
+}
+
+impl ConfWaiters {
+    /// A request arrived: proposes it if the core allows, and waits for its outcome.
+    pub(crate) fn submit(
+        &mut self,
+        core: &mut RaftCore<ChaCha8Rng>,
+        req: ConfRequest,
+        reply: ConfTx,
+    ) {
+        let waiter = Waiter {
+            goal: Goal::Unproposed(req),
+            term: core.term(),
+            reply,
+        };
+        if let Some(w) = advance(core, waiter) {
+            self.waiting.push(w);
+        }
+    }
+
+    /// Checks every waiter against the core's state after a turn.
+    pub(crate) fn poll(&mut self, core: &mut RaftCore<ChaCha8Rng>) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        self.waiting = waiting
+            .into_iter()
+            .filter_map(|w| advance(core, w))
+            .collect();
+    }
+}
+
+/// Moves a waiter on; `None` once it has been answered.
+fn advance(core: &mut RaftCore<ChaCha8Rng>, mut w: Waiter) -> Option<Waiter> {
+    if w.reply.is_closed() {
+        return None;
+    }
+    let finish = |w: Waiter, result| {
+        let _ = w.reply.send(result);
+        None
+    };
+    if let Goal::Unproposed(req) = &w.goal {
+        if !core.is_leader() || core.term() != w.term {
+            return finish(
+                w,
+                Err(RaftError::NotLeader {
+                    leader: core.leader(),
+                }),
+            );
+        }
+        let proposed = match req {
+            ConfRequest::Change(change) => core
+                .propose_conf_change(change)
+                .map(|(i, _)| Goal::Committed(i)),
+            ConfRequest::Transfer(target) => core.transfer_leader(*target).map(|()| {
+                if *target == core.id() {
+                    Goal::Committed(0)
+                } else {
+                    Goal::Transfer(*target)
+                }
+            }),
+            ConfRequest::Voters(voters) => {
+                let joint = core.membership().plan(voters).map(|s| s.len() > 1);
+                core.propose_voters(voters).map(|(i, _)| match joint {
+                    Ok(true) => Goal::Voters(voters.clone()),
+                    _ => Goal::Committed(i),
+                })
+            }
+        };
+        match proposed {
+            Ok(goal) => w.goal = goal,
+            Err(CoreError::NotReady) => return Some(w),
+            Err(e) => return finish(w, Err(e.into())),
+        }
+    }
+    if let Goal::Transfer(target) = w.goal {
+        if core.leader() == Some(target) && core.term() > w.term {
+            let m = core.membership().clone();
+            return finish(w, Ok(m));
+        }
+        let waiting = if core.is_leader() {
+            core.transferring_to() == Some(target)
+        } else {
+            // Deposed: by the target's campaign (a later term, its leadership not heard
+            // of yet), or by something else (same term, or another leader).
+            core.term() > w.term && core.leader().is_none()
+        };
+        return if waiting {
+            Some(w)
+        } else {
+            finish(w, Err(RaftError::TransferFailed(target)))
+        };
+    }
+    let committed = match &w.goal {
+        Goal::Unproposed(_) | Goal::Transfer(_) => false,
+        Goal::Committed(index) => core.commit_index() >= *index,
+        Goal::Voters(voters) => {
+            let m = core.membership();
+            !m.is_joint() && &m.voters == voters && core.membership_index() <= core.commit_index()
+        }
+    };
+    if committed {
+        let m = core.membership().clone();
+        return finish(w, Ok(m));
+    }
+    if !core.is_leader() || core.term() != w.term {
+        // The entry may still commit under the next leader, or be dropped: the caller
+        // must look (membership()) before trying again.
+        return finish(w, Err(RaftError::ChangeAbandoned));
+    }
+    Some(w)
+}
