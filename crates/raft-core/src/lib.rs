@@ -52,7 +52,8 @@ mod read_only;
 mod ready;
 mod types;
 
-pub use crate::config::CoreConfig;
+pub use crate::config::{CoreConfig, ReadMode};
+pub use crate::core::LeaseRead;
 pub use crate::core::RaftCore;
 pub use crate::error::CoreError;
 pub use crate::log::{LogError, RaftLog};

@@ -32,13 +32,14 @@
 //! `labrpc` network; a deployed server would plug in a real (e.g. TCP) one.
 #![warn(missing_docs)]
 
+mod clock;
 mod config;
 mod node;
 mod observe;
 mod status;
 mod transport;
 
-pub use config::Config;
+pub use config::{Config, ReadMode};
 pub use node::Raft;
 pub use observe::{Observed, Observer};
 pub use raft_core::{Bytes, Envelope, Index, Message, NodeId, Role, SnapshotMeta, Term};

@@ -97,5 +97,11 @@ pub fn planted_bugs() -> Vec<&'static str> {
     if cfg!(raft_bug = "read-before-noop") {
         v.push("read-before-noop");
     }
+    if cfg!(raft_bug = "lease-ignores-uncertainty") {
+        v.push("lease-ignores-uncertainty");
+    }
+    if cfg!(raft_bug = "no-deferred-commit") {
+        v.push("no-deferred-commit");
+    }
     v
 }

@@ -3,14 +3,17 @@
 //! This module holds the state, the inputs and the [`Ready`] hand-over; the rules live in
 //! one submodule per concern: [`election`], [`prevote`], [`check_quorum`] (and leader
 //! stickiness), [`follower`] (receiving entries and snapshots), [`leader`] (sending them,
-//! flow control, commit), [`reads`] (ReadIndex).
+//! flow control, commit), [`reads`] (ReadIndex), [`lease`] (lease reads).
 
 mod check_quorum;
 mod election;
 mod follower;
 mod leader;
+mod lease;
 mod prevote;
 mod reads;
+
+pub use lease::LeaseRead;
 
 use crate::config::CoreConfig;
 use crate::log::RaftLog;
@@ -66,6 +69,8 @@ pub struct RaftCore<R: RngCore> {
     incoming: Option<follower::IncomingSnapshot>,
     /// Reads in flight (ReadIndex).
     reads: ReadOnly,
+    /// The driver's clock and the lease rules' state (lease mode only).
+    lease: lease::LeaseState,
 }
 
 impl<R: RngCore> RaftCore<R> {
@@ -125,6 +130,7 @@ impl<R: RngCore> RaftCore<R> {
             broadcast_pending: false,
             incoming: None,
             reads: ReadOnly::default(),
+            lease: lease::LeaseState::default(),
         };
         core.reset_election_timer();
         Ok(core)
@@ -214,7 +220,7 @@ impl<R: RngCore> RaftCore<R> {
         if data.is_empty() {
             return Err(CoreError::EmptyCommand);
         }
-        let entry = Entry::new(self.hard.term, self.log.last_index() + 1, data);
+        let entry = self.new_entry(data);
         let at = (entry.index, entry.term);
         self.append_local(entry);
         // Sent with the next Ready, together with every other proposal made before it:
