@@ -255,6 +255,38 @@ fn a_new_leader_defers_commit_past_a_deposed_leaders_entries_until_its_lease_exp
 }
 
 #[test]
+fn a_new_leader_defers_commit_even_when_every_earlier_entry_is_known_committed() {
+    // The deposed leader's last entry is committed everywhere: no limbo, but its lease
+    // (from that entry) still runs, so the new leader's first write must wait for it.
+    let mut net = leased(5_000);
+    net.node(1)
+        .propose(Bytes::from_static(b"w2"))
+        .expect("leader");
+    net.stabilize();
+    assert_eq!(net.node(2).commit_index(), 1);
+    net.set_time(6_000);
+    net.node(1).tick();
+    net.node(1).tick();
+    net.stabilize();
+    assert_eq!(
+        net.node(2).commit_index(),
+        2,
+        "the heartbeat carried the commit"
+    );
+    net.elect_if(2, |e| e.from != 1 && e.to != 1);
+    net.set_time(6_000);
+    assert_eq!(net.node(2).limbo(), None);
+    net.node(2)
+        .propose(Bytes::from_static(b"x"))
+        .expect("leader");
+    net.stabilize_if(|e| e.from != 1 && e.to != 1);
+    assert_eq!(net.node(2).commit_index(), 2, "deferred without limbo too");
+    net.set_time(5_000 + DURATION + UNCERTAINTY + 1);
+    net.stabilize_if(|e| e.from != 1 && e.to != 1);
+    assert_eq!(net.node(2).commit_index(), 3);
+}
+
+#[test]
 fn a_new_leader_inherits_the_lease_for_keys_outside_limbo_only() {
     let mut net = leased(5_000);
     net.set_time(5_500);

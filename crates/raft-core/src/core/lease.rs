@@ -48,7 +48,8 @@ pub(super) struct LeaseState {
 struct Inherited {
     term: Term,
     last_prior: Index,
-    commit_after: u64,
+    /// `None` when no earlier term left an entry (a first leader): nothing to wait for.
+    commit_after: Option<u64>,
 }
 
 impl<R: RngCore> RaftCore<R> {
@@ -107,7 +108,9 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     /// Once per term, as leader: where the entries of earlier terms end, and when every
-    /// lease they may have granted has expired.
+    /// lease they may have granted has expired. In lease mode the driver calls
+    /// [`set_time`](Self::set_time) before every input, so this runs before the new leader
+    /// first tries to commit (the commit gate computes it otherwise).
     fn compute_inherited(&mut self) {
         let Some((duration, uncertainty)) = self.lease_params() else {
             return;
@@ -132,7 +135,8 @@ impl<R: RngCore> RaftCore<R> {
             let base = held.first().map_or(self.lease.now, |e| e.timestamp);
             max_ts = max_ts.max(base.saturating_add(2 * uncertainty));
         }
-        let commit_after = max_ts.saturating_add(duration).saturating_add(uncertainty);
+        let commit_after =
+            (last_prior > 0).then(|| max_ts.saturating_add(duration).saturating_add(uncertainty));
         self.lease.inherited = Some(Inherited {
             term,
             last_prior,
@@ -141,7 +145,8 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     /// The commit gate: false while advancing the commit index would pass entries of an
-    /// earlier term whose leader may still hold a lease.
+    /// earlier term whose leader may still hold a lease (any advance does: a leader only
+    /// commits by counting replicas of an entry of its own term, after all of those).
     pub(super) fn lease_allows_commit(&mut self) -> bool {
         if self.lease_params().is_none() {
             return true;
@@ -151,9 +156,12 @@ impl<R: RngCore> RaftCore<R> {
         #[allow(unreachable_code)]
         {
             self.compute_inherited();
+            // Even with every earlier entry known committed (no limbo), the deposed
+            // leader may still serve reads under the lease of its last entry: no entry of
+            // this term may become visible before that lease ends.
             match self.lease.inherited {
-                Some(i) if i.term == self.hard.term && self.commit < i.last_prior => {
-                    self.lease.now > i.commit_after
+                Some(i) if i.term == self.hard.term => {
+                    i.commit_after.is_none_or(|after| self.lease.now > after)
                 }
                 _ => true,
             }
