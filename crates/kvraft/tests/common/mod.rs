@@ -88,10 +88,15 @@ pub fn read_mode() -> raft::ReadMode {
     }
 }
 
+/// Lease reads (or not) for the clusters this thread builds from now on.
+pub fn set_lease(on: bool) {
+    LEASE_ON.with(|l| l.set(on));
+}
+
 /// As [`run`], with lease reads (the scenario's future runs on this thread, which
 /// builds its clusters).
 pub fn run_lease(name: &str, scenario: Scenario) {
-    LEASE_ON.with(|l| l.set(true));
+    set_lease(true);
     run(name, scenario);
 }
 
