@@ -80,3 +80,37 @@ pub(super) fn answer_reads(inner: &Inner, sm: &KvStateMachine) {
         let _ = r.tx.send(sm.get(&r.key).to_owned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::command_touches;
+    use crate::op::{encode_command, KvRequest, LogCommand, Op};
+
+    fn logged(op: Op) -> Vec<u8> {
+        let cmd = LogCommand {
+            stamp_ms: 0,
+            req: KvRequest {
+                client_id: 1,
+                seq: 1,
+                op,
+            },
+        };
+        encode_command(&cmd).expect("encodes").to_vec()
+    }
+
+    #[test]
+    fn only_writes_of_the_key_touch_it_and_unknown_bytes_are_assumed_to() {
+        let put = |k: &str| Op::Put {
+            key: k.into(),
+            value: "v".into(),
+        };
+        assert!(command_touches(&logged(put("a")), "a"));
+        assert!(!command_touches(&logged(put("b")), "a"));
+        assert!(command_touches(
+            &logged(Op::Delete { key: "a".into() }),
+            "a"
+        ));
+        assert!(!command_touches(&logged(Op::OpenSession), "a"));
+        assert!(command_touches(b"\xff garbage", "a"));
+    }
+}
