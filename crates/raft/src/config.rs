@@ -16,15 +16,15 @@ pub enum ReadMode {
     #[default]
     ReadIndex,
     /// Lease reads (LeaseGuard, see docs/READS.md): a leader answers reads without any
-    /// message for `duration` after an entry of its term it stamped commits; a new leader
-    /// defers its commits until every lease of its predecessors has expired. The peer's
-    /// clock is the process's monotonic clock (tokio's, so paused test time works).
+    /// message for `duration - uncertainty` after an entry of its term it stamped commits;
+    /// a new leader defers its commits until every lease of its predecessors has expired.
+    /// The peer's clock is the Unix time at the process's first reading plus the tokio
+    /// clock's advance since (monotonic; virtual time under a paused test clock).
     ///
     /// The clock assumption a user accepts: at any moment, every peer's clock reading
-    /// differs from true time by at most `uncertainty` (monotonic clocks of different
-    /// processes share no origin: the runtime measures from a shared origin, see
-    /// [`Raft::new`](crate::Raft::new)). `duration + uncertainty` must stay below
-    /// `election_timeout_min`.
+    /// differs from true time by at most `uncertainty` (the wall clock's error when the
+    /// process started, plus the monotonic clock's drift since). `duration + uncertainty`
+    /// must stay below `election_timeout_min`.
     Lease {
         /// How long a committed entry grants its leader a lease.
         duration: Duration,
