@@ -6,7 +6,9 @@
 //! timeout 400-800 ms). Virtual time (deterministic per seed), the suite's U[2, 8) ms
 //! one-way latency; the figures are means over the seeds.
 //!
-//! `cargo bench -p kvraft --bench kv_failover [-- SEEDS]` (default 5 seeds).
+//! `cargo bench -p kvraft --bench kv_failover [-- SEEDS]` (default 5 seeds); with
+//! `partition` the leader is not killed but cut off from the other servers (the clerks
+//! still reach it).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -33,7 +35,7 @@ type Done = Arc<Mutex<Vec<(i64, bool)>>>;
 
 /// Per window after the kill, gets and appends in % of before; and the gets and appends
 /// per second before the kill.
-async fn run(seed: u64, lease: bool) -> (Vec<f64>, Vec<f64>, f64, f64) {
+async fn run(seed: u64, lease: bool, partition: bool) -> (Vec<f64>, Vec<f64>, f64, f64) {
     common::set_lease(lease);
     let opts = RunOptions {
         mode: Mode::Virtual,
@@ -76,7 +78,12 @@ async fn run(seed: u64, lease: bool) -> (Vec<f64>, Vec<f64>, f64, f64) {
     }
     tokio::time::sleep_until(kill_at).await;
     if let Some(leader) = cfg.leader() {
-        cfg.shutdown_server(leader);
+        if partition {
+            // Alive and reachable by the clerks, cut off from the other servers.
+            cfg.disconnect(leader, &all);
+        } else {
+            cfg.shutdown_server(leader);
+        }
     }
     for t in tasks {
         let _ = t.await;
@@ -109,17 +116,16 @@ async fn run(seed: u64, lease: bool) -> (Vec<f64>, Vec<f64>, f64, f64) {
 }
 
 fn main() {
-    let seeds: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(5);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let seeds: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(5);
+    let partition = args.iter().any(|a| a == "partition");
     let mut rows: Vec<Row> = Vec::new();
     for (name, lease) in [("ReadIndex", false), ("Lease", true)] {
         let mut gets = vec![0.0; SHOWN];
         let mut appends = vec![0.0; SHOWN];
         let (mut get_rate, mut append_rate) = (0.0, 0.0);
         for seed in 1..=seeds {
-            let (g, a, gr, ar) = block_on(Mode::Virtual, run(seed, lease));
+            let (g, a, gr, ar) = block_on(Mode::Virtual, run(seed, lease, partition));
             get_rate += gr / seeds as f64;
             append_rate += ar / seeds as f64;
             for w in 0..SHOWN {
@@ -130,7 +136,8 @@ fn main() {
         rows.push((name, gets, appends, get_rate, append_rate));
     }
     println!(
-        "kvraft failover: {CLERKS} clerks, 95/5 gets/appends, leader killed at 0; completions per 100 ms window in % of the mean window of the second before, mean of {seeds} seeds (virtual time)"
+        "kvraft failover: {CLERKS} clerks, 95/5 gets/appends, leader {} at 0; completions per 100 ms window in % of the mean window of the second before, mean of {seeds} seeds (virtual time)",
+        if partition { "cut off from the other servers" } else { "killed" }
     );
     let header: Vec<String> = (0..SHOWN).map(|w| format!("{}", w * 100)).collect();
     println!("| mode | op | before (ops/s) | {} |", header.join(" | "));
