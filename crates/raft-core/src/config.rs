@@ -37,6 +37,34 @@ pub struct CoreConfig {
     /// turns this on must make that call after each write; one that does not may leave it
     /// off and keep the simple order of [`Ready`](crate::Ready).
     pub leader_parallel_write: bool,
+    /// How the leader serves linearizable reads: [`ReadMode::ReadIndex`] (the default) or
+    /// lease reads ([`ReadMode::Lease`]), which need a clock from the driver.
+    pub read_mode: ReadMode,
+}
+
+/// How a leader confirms it may serve a linearizable read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// One heartbeat round to a majority per batch of reads (thesis §6.4). Needs no clock.
+    #[default]
+    ReadIndex,
+    /// LeaseGuard ("the log is the lease"): every entry carries its leader's clock reading;
+    /// committing an entry of its own term gives the leader a lease until that timestamp +
+    /// `duration`, during which it answers reads at once. A new leader defers committing
+    /// until every earlier leader's lease has expired. See `docs/READS.md`.
+    ///
+    /// All three fields are in the driver's time unit, the unit of
+    /// [`RaftCore::set_time`](crate::RaftCore::set_time) (the runtime uses microseconds).
+    Lease {
+        /// How long a committed entry's timestamp grants its leader a lease.
+        duration: u64,
+        /// The bound on every node's clock error against true time: a reading `c` taken at
+        /// true time `t` satisfies `|c - t| <= uncertainty`.
+        uncertainty: u64,
+        /// How long one tick lasts in the driver's unit: ties the lease to the election
+        /// timeout, which is counted in ticks.
+        units_per_tick: u64,
+    },
 }
 
 impl Default for CoreConfig {
@@ -52,6 +80,7 @@ impl Default for CoreConfig {
             pre_vote: true,
             check_quorum: true,
             leader_parallel_write: false,
+            read_mode: ReadMode::ReadIndex,
         }
     }
 }
@@ -88,6 +117,40 @@ impl CoreConfig {
             || self.snapshot_chunk_bytes == 0
         {
             return bad("message and in-flight limits must be positive".into());
+        }
+        self.validate_lease()
+    }
+
+    /// A lease must end, even measured by the least favourable clock, before a follower
+    /// that heard the entry granting it can time out: `duration + uncertainty` must be
+    /// below `election_timeout_min` ticks. Safety does not rest on this (a new leader
+    /// defers its commits until the lease has expired) but availability does: a longer
+    /// lease would stall every new leader's writes after a failover.
+    fn validate_lease(&self) -> Result<(), CoreError> {
+        let ReadMode::Lease {
+            duration,
+            uncertainty,
+            units_per_tick,
+        } = self.read_mode
+        else {
+            return Ok(());
+        };
+        let bad = |reason: String| Err(CoreError::InvalidConfig(reason));
+        if duration == 0 || units_per_tick == 0 {
+            return bad("lease duration and units_per_tick must be positive".into());
+        }
+        if uncertainty >= duration {
+            return bad(format!(
+                "lease uncertainty ({uncertainty}) must be below the lease duration ({duration})"
+            ));
+        }
+        let timeout = u64::from(self.election_timeout_min).saturating_mul(units_per_tick);
+        if duration.saturating_add(uncertainty) >= timeout {
+            return bad(format!(
+                "lease duration ({duration}) + uncertainty ({uncertainty}) must be below the \
+                 election timeout ({} ticks of {units_per_tick} = {timeout})",
+                self.election_timeout_min
+            ));
         }
         Ok(())
     }

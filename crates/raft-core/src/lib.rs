@@ -54,7 +54,8 @@ mod snapshot_conf;
 mod tracker;
 mod types;
 
-pub use crate::config::CoreConfig;
+pub use crate::config::{CoreConfig, ReadMode};
+pub use crate::core::LeaseRead;
 pub use crate::core::RaftCore;
 pub use crate::error::CoreError;
 pub use crate::log::{LogError, RaftLog};

@@ -2,7 +2,36 @@
 
 use crate::{Observer, RaftError};
 use raft_core::CoreConfig;
+
+/// Microseconds: the time unit the runtime passes its core.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
 use std::time::Duration;
+
+/// How a leader confirms linearizable reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// ReadIndex: one heartbeat round to a majority per batch of reads. Trusts no clock.
+    #[default]
+    ReadIndex,
+    /// Lease reads (LeaseGuard, see docs/READS.md): a leader answers reads without any
+    /// message for `duration - uncertainty` after an entry of its term it stamped commits;
+    /// a new leader defers its commits until every lease of its predecessors has expired.
+    /// The peer's clock is the Unix time at the process's first reading plus the tokio
+    /// clock's advance since (monotonic; virtual time under a paused test clock).
+    ///
+    /// The clock assumption a user accepts: at any moment, every peer's clock reading
+    /// differs from true time by at most `uncertainty` (the wall clock's error when the
+    /// process started, plus the monotonic clock's drift since). `duration + uncertainty`
+    /// must stay below `election_timeout_min`.
+    Lease {
+        /// How long a committed entry grants its leader a lease.
+        duration: Duration,
+        /// The bound on any peer's clock error.
+        uncertainty: Duration,
+    },
+}
 
 /// Settings of one Raft peer.
 ///
@@ -58,6 +87,9 @@ pub struct Config {
     /// commit only once that write is durable. Saves one disk sync of latency per commit
     /// (see [`CoreConfig::leader_parallel_write`]).
     pub leader_parallel_write: bool,
+    /// How linearizable reads ([`Raft::read_index`](crate::Raft::read_index)) are confirmed:
+    /// a heartbeat round (the default) or a lease (see [`ReadMode`]).
+    pub read_mode: ReadMode,
     /// Told the peer's role, term, commit and applied index whenever they change, and
     /// every log write (for drawing a run; see [`Observer`]). `None`: nobody is told.
     pub observer: Option<Observer>,
@@ -82,6 +114,7 @@ impl Default for Config {
             pre_vote: true,
             check_quorum: true,
             leader_parallel_write: true,
+            read_mode: ReadMode::ReadIndex,
             observer: None,
         }
     }
@@ -120,6 +153,17 @@ impl Config {
             pre_vote: self.pre_vote,
             check_quorum: self.check_quorum,
             leader_parallel_write: self.leader_parallel_write,
+            read_mode: match self.read_mode {
+                ReadMode::ReadIndex => raft_core::ReadMode::ReadIndex,
+                ReadMode::Lease {
+                    duration,
+                    uncertainty,
+                } => raft_core::ReadMode::Lease {
+                    duration: micros(duration),
+                    uncertainty: micros(uncertainty),
+                    units_per_tick: micros(self.tick),
+                },
+            },
         };
         core.validate()?;
         Ok(core)

@@ -32,6 +32,7 @@
 //! `labrpc` network; a deployed server would plug in a real (e.g. TCP) one.
 #![warn(missing_docs)]
 
+mod clock;
 mod config;
 mod membership;
 mod node;
@@ -39,7 +40,7 @@ mod observe;
 mod status;
 mod transport;
 
-pub use config::Config;
+pub use config::{Config, ReadMode};
 pub use membership::MembershipStatus;
 pub use node::Raft;
 pub use observe::{Observed, Observer};

@@ -36,9 +36,12 @@ const MAX_APPLY_PER_TURN: usize = 1024;
 
 type ReadTx = oneshot::Sender<Result<Index, RaftError>>;
 
+/// Says whether a command touches what a read reads (see [`Raft::read_index_for`]).
+type Touches = Box<dyn Fn(&[u8]) -> bool + Send>;
+
 pub(crate) enum Command {
     Propose(Bytes, oneshot::Sender<Result<(Index, Term), RaftError>>),
-    ReadIndex(ReadTx),
+    ReadIndex(ReadTx, Option<Touches>),
     Snapshot(Index, Bytes, oneshot::Sender<Result<(), RaftError>>),
     /// A membership change, answered once committed.
     Conf(ConfRequest, ConfTx),
@@ -161,6 +164,7 @@ impl Raft {
             max_unapplied: config.max_unapplied_entries,
             observer: config.observer.clone().map(|o| (o, None)),
             reads: BTreeMap::new(),
+            lease_mode: matches!(config.read_mode, crate::config::ReadMode::Lease { .. }),
             next_read: INSTANCES.fetch_add(1, Ordering::Relaxed) << 32,
             conf: ConfWaiters::default(),
         };
@@ -226,10 +230,30 @@ impl Raft {
     /// is known (or the one asked is not the leader), [`RaftError::LeadershipLost`],
     /// [`RaftError::Timeout`] (no confirmation within the longest election timeout),
     /// [`RaftError::Busy`] or [`RaftError::Killed`]; any of them can be retried.
+    ///
+    /// In [`ReadMode::Lease`](crate::ReadMode::Lease), a leader holding its lease answers
+    /// at once, without any message.
     pub async fn read_index(&self) -> Result<Index, RaftError> {
+        self.read_index_cmd(None).await
+    }
+
+    /// Like [`read_index`](Self::read_index), for a read of something `touches` can
+    /// recognise in a command: in [`ReadMode::Lease`](crate::ReadMode::Lease), a new
+    /// leader still inheriting its predecessor's lease answers at once when no command of
+    /// the limbo range (entries of earlier terms it cannot commit yet) touches it
+    /// (`touches(command)` is false for all of them); otherwise as `read_index`.
+    /// `touches` runs on the peer's task: it must be quick.
+    pub async fn read_index_for(
+        &self,
+        touches: impl Fn(&[u8]) -> bool + Send + 'static,
+    ) -> Result<Index, RaftError> {
+        self.read_index_cmd(Some(Box::new(touches))).await
+    }
+
+    async fn read_index_cmd(&self, touches: Option<Touches>) -> Result<Index, RaftError> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .try_send(Command::ReadIndex(tx))
+            .try_send(Command::ReadIndex(tx, touches))
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => RaftError::Busy("command queue full"),
                 mpsc::error::TrySendError::Closed(_) => RaftError::Killed,
@@ -363,6 +387,8 @@ struct Actor<S, T> {
     observer: Option<(Observer, Option<Observed>)>,
     /// Reads waiting for the core's answer, by the ctx they were given.
     reads: BTreeMap<u64, ReadTx>,
+    /// The core reads leases (it is given the clock).
+    lease_mode: bool,
     next_read: u64,
     /// Membership changes waiting to commit.
     conf: ConfWaiters,
@@ -415,7 +441,10 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 // leader died times out. A tick is due at most once per period, so it
                 // cannot starve the commands either.
                 biased;
-                _ = ticker.tick() => self.core.tick(),
+                _ = ticker.tick() => {
+                    self.set_time();
+                    self.core.tick();
+                }
                 done = written(&mut self.writing), if writing => {
                     let Some((_, unsent)) = self.writing.take() else {
                         continue;
@@ -472,6 +501,7 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         if self.published.killed.load(Ordering::Acquire) {
             return false;
         }
+        self.set_time();
         match cmd {
             Command::Kill => return false,
             Command::Propose(data, reply) => {
@@ -483,7 +513,11 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 };
                 let _ = reply.send(result);
             }
-            Command::ReadIndex(reply) => {
+            Command::ReadIndex(reply, touches) => {
+                if let Some(index) = touches.and_then(|t| self.inherited_read(&t)) {
+                    let _ = reply.send(Ok(index));
+                    return true;
+                }
                 let ctx = self.next_read;
                 self.next_read += 1;
                 match self.core.read_index(ctx) {
@@ -525,6 +559,23 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             }
         }
         true
+    }
+
+    /// Passes the lease clock to the core (lease mode only: ReadIndex needs no clock).
+    fn set_time(&mut self) {
+        if self.lease_mode {
+            self.core.set_time(crate::clock::now_micros());
+        }
+    }
+
+    /// A read index under a lease, own or inherited, when no limbo command touches what
+    /// the read reads.
+    fn inherited_read(&self, touches: &Touches) -> Option<Index> {
+        let lease = self.core.lease_read()?;
+        let touched = self.core.limbo_entries().iter().any(|e| {
+            e.kind == raft_core::EntryKind::Command && !e.data.is_empty() && touches(&e.data)
+        });
+        (!touched).then_some(lease.index)
     }
 
     /// Carries out one `Ready`: persist, then send, then apply. A storage that blocks

@@ -221,3 +221,54 @@ async fn read_index_without_a_known_leader_is_refused() {
     ));
     raft.kill();
 }
+
+fn lease_config() -> Config {
+    Config {
+        read_mode: raft::ReadMode::Lease {
+            duration: Duration::from_millis(300),
+            uncertainty: Duration::from_millis(50),
+        },
+        ..Config::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lease_mode_is_validated_stamps_entries_and_renews_its_lease_on_reads() {
+    // 350 + 50 is not below the 400 ms election timeout.
+    let too_long = Config {
+        read_mode: raft::ReadMode::Lease {
+            duration: Duration::from_millis(350),
+            uncertainty: Duration::from_millis(50),
+        },
+        ..Config::default()
+    };
+    assert!(matches!(
+        make(&[0, 1, 2], 0, too_long),
+        Err(RaftError::InvalidConfig(_))
+    ));
+    let (tx, mut rx) = mpsc::channel(64);
+    let storage = MemStorage::new();
+    let raft = Raft::new(&[0], 0, storage.clone(), tx, lease_config(), Nowhere).expect("valid");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(raft.state().1);
+    let (index, _) = raft.start(Bytes::from_static(b"x")).await.expect("leader");
+    assert!(matches!(rx.recv().await, Some(ApplyMsg::Command { .. })));
+    // Under the lease: the read index is the commit index, nothing is appended.
+    assert_eq!(raft.read_index().await.expect("lease read"), index);
+    assert_eq!(
+        raft.read_index_for(|_| true).await.expect("lease read"),
+        index
+    );
+    let restored = raft_storage::Storage::restore(&storage).expect("readable");
+    assert!(
+        restored.entries.iter().all(|e| e.timestamp > 0),
+        "entries carry the leader's clock"
+    );
+    // After the lease ran out a read still succeeds, and appends a no-op to renew it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // (Alone, the peer commits the no-op at once, so the read index already covers it.)
+    assert!(raft.read_index().await.expect("read index") >= index);
+    assert!(matches!(rx.recv().await, Some(ApplyMsg::NoOp { .. })));
+    assert_eq!(raft.read_index().await.expect("renewed lease"), index + 1);
+    raft.kill();
+}

@@ -2,7 +2,7 @@
 //! "swarm" randomisation that gives every seed its own mix of them.
 
 use crate::rng::SharedRng;
-use raft_core::CoreConfig;
+use raft_core::{CoreConfig, ReadMode};
 use rand::Rng;
 use std::fmt;
 
@@ -58,6 +58,11 @@ pub struct NetworkConfig {
     /// Largest time between persisting a `Ready` and sending its messages, when the
     /// send is deferred (see [`FaultConfig::sync_lag`]).
     pub fsync_max_us: Micros,
+    /// Lease reads (`ReadMode::Lease`) with this lease duration; 0: ReadIndex.
+    pub lease_us: Micros,
+    /// In lease mode, every node's clock is off true (virtual) time by up to this much,
+    /// and jumps within that bound; the lease's configured uncertainty.
+    pub clock_uncertainty_us: Micros,
 }
 
 /// Probabilities of faults. Message faults apply to every message independently;
@@ -174,6 +179,8 @@ impl Default for NetworkConfig {
             latency_max_us: 3_000,
             drift_ppm: 20_000,
             fsync_max_us: 2_000,
+            lease_us: 0,
+            clock_uncertainty_us: 0,
         }
     }
 }
@@ -310,9 +317,23 @@ impl SimConfig {
                 ));
             }
         }
-        self.core
+        self.core_config()
             .validate()
             .map_err(|e| ConfigError(format!("core: {e}")))
+    }
+
+    /// The cores' settings: `core`, with lease reads when `network.lease_us` is set.
+    pub fn core_config(&self) -> CoreConfig {
+        let mut core = self.core.clone();
+        let n = &self.network;
+        if n.lease_us > 0 {
+            core.read_mode = ReadMode::Lease {
+                duration: n.lease_us,
+                uncertainty: n.clock_uncertainty_us,
+                units_per_tick: n.tick_us,
+            };
+        }
+        core
     }
 
     /// The concrete settings of one seed: the cluster size is fixed and, with `swarm`,
@@ -393,6 +414,21 @@ impl SimConfig {
         // they were) is on in half the seeds.
         core.leader_parallel_write = core.leader_parallel_write || rng.gen_bool(0.5);
         c.faults.crash_in_sync = [c.faults.crash_in_sync, 0.05, 0.3][rng.gen_range(0..3)];
+        // Lease mode: timers are not trusted (LeaseGuard's safety does not rest on them),
+        // so some seeds tick far off true time, and some clocks are exact. Drawn only in
+        // lease mode, after everything else, so ReadIndex seeds stay as they were.
+        let n = &mut c.network;
+        if n.lease_us > 0 {
+            n.drift_ppm = [n.drift_ppm, 200_000, 450_000][rng.gen_range(0..3)];
+            n.clock_uncertainty_us =
+                [0, n.clock_uncertainty_us / 2, n.clock_uncertainty_us][rng.gen_range(0..3)];
+            // The configured lease, or the longest the election timeout allows.
+            let timeout = u64::from(c.core.election_timeout_min) * n.tick_us;
+            let longest = timeout.saturating_sub(n.clock_uncertainty_us + 1);
+            if rng.gen_bool(0.5) && longest > n.clock_uncertainty_us {
+                n.lease_us = longest;
+            }
+        }
         c
     }
 
@@ -432,6 +468,8 @@ impl SimConfig {
             "network.latency_max_us" => n.latency_max_us = num(key, value)?,
             "network.drift_ppm" => n.drift_ppm = num(key, value)?,
             "network.fsync_max_us" => n.fsync_max_us = num(key, value)?,
+            "network.lease_us" => n.lease_us = num(key, value)?,
+            "network.clock_uncertainty_us" => n.clock_uncertainty_us = num(key, value)?,
             "core.election_timeout_min" => c.election_timeout_min = num(key, value)?,
             "core.election_timeout_max" => c.election_timeout_max = num(key, value)?,
             "core.heartbeat_ticks" => c.heartbeat_ticks = num(key, value)?,
@@ -503,6 +541,11 @@ impl SimConfig {
             ("network.latency_max_us", n.latency_max_us.to_string()),
             ("network.drift_ppm", n.drift_ppm.to_string()),
             ("network.fsync_max_us", n.fsync_max_us.to_string()),
+            ("network.lease_us", n.lease_us.to_string()),
+            (
+                "network.clock_uncertainty_us",
+                n.clock_uncertainty_us.to_string(),
+            ),
             (
                 "core.election_timeout_min",
                 c.election_timeout_min.to_string(),
@@ -576,6 +619,13 @@ impl fmt::Display for SimConfig {
             "network: tick {}us, latency {}..={}us, drift {}ppm, fsync <= {}us",
             n.tick_us, n.latency_min_us, n.latency_max_us, n.drift_ppm, n.fsync_max_us
         )?;
+        if n.lease_us > 0 {
+            writeln!(
+                f,
+                "reads: lease {}us, clocks within {}us of true time",
+                n.lease_us, n.clock_uncertainty_us
+            )?;
+        }
         writeln!(
             f,
             "messages: drop {:.3} dup {:.3} delay {:.3} (<= {} ticks) reorder {:.3}",

@@ -100,5 +100,11 @@ pub fn planted_bugs() -> Vec<&'static str> {
     if cfg!(raft_bug = "leader-counts-unpersisted") {
         v.push("leader-counts-unpersisted");
     }
+    if cfg!(raft_bug = "lease-ignores-uncertainty") {
+        v.push("lease-ignores-uncertainty");
+    }
+    if cfg!(raft_bug = "no-deferred-commit") {
+        v.push("no-deferred-commit");
+    }
     v
 }

@@ -221,6 +221,13 @@ impl fmt::Display for Summary {
             "reads:           {} asked, {} answered (each checked against the committed log)",
             self.counts.reads, self.counts.reads_answered
         )?;
+        if self.counts.reads_leased > 0 {
+            writeln!(
+                f,
+                "                 {} taken under a leader's lease (no heartbeat round)",
+                self.counts.reads_leased
+            )?;
+        }
         writeln!(f, "messages:        {}", self.counts.messages)?;
         writeln!(f, "faults injected: {}", self.counts.faults)?;
         match (

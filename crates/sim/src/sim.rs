@@ -18,6 +18,7 @@ use raft_core::{Entry, Envelope, Index, NodeId, RaftCore, Ready, RestoredState, 
 use rand::Rng;
 use std::fmt;
 
+mod clock;
 mod reads;
 
 /// Counts of injected faults.
@@ -101,6 +102,8 @@ pub struct Counters {
     pub reads: u64,
     /// Reads answered (each checked by `linearizable-read`).
     pub reads_answered: u64,
+    /// Reads a leader took under its lease, without a heartbeat round (lease mode).
+    pub reads_leased: u64,
     /// Messages sent.
     pub messages: u64,
     /// Faults injected.
@@ -118,6 +121,7 @@ impl Counters {
         self.acked += o.acked;
         self.reads += o.reads;
         self.reads_answered += o.reads_answered;
+        self.reads_leased += o.reads_leased;
         self.messages += o.messages;
         self.faults.add(&o.faults);
     }
@@ -209,6 +213,8 @@ pub struct Simulator {
     probe_scheduled: bool,
     leader_term: Vec<Option<Term>>,
     next_read: u64,
+    /// Lease mode: each node's clock error, in microseconds (see `sim/clock.rs`).
+    clock_errors: Vec<i64>,
 }
 
 impl Simulator {
@@ -226,7 +232,7 @@ impl Simulator {
             let core = RaftCore::new(
                 id,
                 &peers,
-                cfg.core.clone(),
+                cfg.core_config(),
                 RestoredState::default(),
                 rng.clone(),
             )
@@ -269,8 +275,10 @@ impl Simulator {
             probe_scheduled: false,
             leader_term: vec![None; n],
             next_read: 0,
+            clock_errors: vec![0; n],
             cfg,
         };
+        sim.init_clocks();
         for node in 0..n {
             let first = sim.rng.gen_range(1..=sim.periods[node]);
             sim.queue.push(
@@ -375,6 +383,7 @@ impl Simulator {
                     node: node as NodeId + 1,
                 });
                 self.flush_before_input(node)?;
+                self.set_clock(node);
                 if let Some(core) = self.world.nodes[node].core.as_mut() {
                     core.tick();
                     self.observe(Observation::Ticked { node })?;
@@ -492,6 +501,7 @@ impl Simulator {
             });
         }
         self.flush_before_input(to)?;
+        self.set_clock(to);
         let (term, response) = (env.msg.term(), env.msg.is_response());
         let result = match self.world.nodes[to].core.as_mut() {
             Some(core) => core.step(env.from, env.msg),
@@ -542,6 +552,7 @@ impl Simulator {
             _ => self.rng.gen_range(0..n),
         };
         self.flush_before_input(target)?;
+        self.set_clock(target);
         for _ in 0..k {
             if !matches!(self.propose_one(target), ProposeResult::Accepted(..)) {
                 break;
@@ -1086,7 +1097,7 @@ impl Simulator {
         let core: Result<Core, _> = RaftCore::new(
             id,
             &self.peers,
-            self.cfg.core.clone(),
+            self.cfg.core_config(),
             restored,
             self.rng.clone(),
         );
@@ -1140,6 +1151,7 @@ impl Simulator {
             return Ok(());
         }
         self.flush_before_input(node)?;
+        self.set_clock(node);
         if let ProposeResult::Accepted(index, term) = self.propose_one(node) {
             self.probe = Some(Probe {
                 node,

@@ -19,8 +19,40 @@ const CLEAN_BUDGET: u64 = 10_000;
 /// Seeds a planted bug must be caught within.
 const BUG_BUDGET: u64 = 20_000;
 
-/// The default settings, with the invariants named in `RAFT_SIM_DISABLE` switched off.
+/// Seeds of the lease-mode budget in every normal test run (the 20 000-seed sweep is a
+/// documented command, docs/TESTING.md).
+const LEASE_BUDGET: u64 = 1_000;
+
+/// Lease mode as the planted lease bugs need it to show: no swarm; a long lease with a
+/// large clock uncertainty (55 + 44 ms against a 100 ms election timeout); timers 45%
+/// off true time, so that a new leader can be elected while the old lease runs (the
+/// deferred commit, not the timers, must protect it); many reads, often sent to a node
+/// that is not the newest leader.
+fn lease_bug_settings(cfg: &mut SimConfig) {
+    for (k, v) in [
+        ("network.lease_us", "55000"),
+        ("network.clock_uncertainty_us", "44000"),
+        ("network.drift_ppm", "450000"),
+        ("workload.reads_per_tick", "2"),
+        ("workload.leader_bias", "0.3"),
+    ] {
+        cfg.set(k, v).expect("valid setting");
+    }
+    cfg.swarm = false;
+}
+
+/// The default settings, with the invariants named in `RAFT_SIM_DISABLE` switched off
+/// (and lease mode when a planted lease bug is built in).
 fn settings(check_liveness: bool) -> SimConfig {
+    let mut cfg = base_settings(check_liveness);
+    let bugs = planted_bugs();
+    if bugs.contains(&"no-deferred-commit") || bugs.contains(&"lease-ignores-uncertainty") {
+        lease_bug_settings(&mut cfg);
+    }
+    cfg
+}
+
+fn base_settings(check_liveness: bool) -> SimConfig {
     let disabled = std::env::var("RAFT_SIM_DISABLE").unwrap_or_default();
     SimConfig {
         check_liveness,
@@ -92,6 +124,33 @@ fn every_seed_is_live_within_budget() {
     println!("liveness budget:\n{summary}");
     if summary.violations() > 0 {
         fail_with("liveness", &summary, &reports);
+    }
+}
+
+/// Lease mode (the swarm's draw around a 55 ms lease with 44 ms of clock uncertainty,
+/// and the planted lease bugs' settings): no invariant breaks, liveness included.
+#[test]
+fn lease_mode_is_safe_and_live_within_budget() {
+    if !planted_bugs().is_empty() {
+        return;
+    }
+    let mut swarm = base_settings(true);
+    swarm.set("network.lease_us", "55000").expect("valid");
+    swarm
+        .set("network.clock_uncertainty_us", "44000")
+        .expect("valid");
+    let mut harsh = base_settings(true);
+    lease_bug_settings(&mut harsh);
+    for cfg in [swarm, harsh] {
+        let (summary, reports) = sweep(&cfg, 0..LEASE_BUDGET, false);
+        println!("lease budget:\n{summary}");
+        assert!(
+            summary.counts.reads_leased > 0,
+            "no read was taken under a lease"
+        );
+        if summary.violations() > 0 {
+            fail_with("lease mode", &summary, &reports);
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Gets without the log (ReadIndex): a get asks Raft for a read index, waits until the
-//! apply task has applied it, and reads the state machine there (docs/READS.md).
+//! apply task has applied it, and reads the state machine there (docs/READS.md). In lease
+//! mode a leader holding its lease gives the read index at once; a new leader inheriting
+//! its predecessor's lease does so for keys no limbo command touches.
 
 use super::{Inner, KvServer};
 use crate::op::{KvReply, OpOutput, ServerError};
@@ -19,15 +21,21 @@ impl KvServer {
     pub(super) async fn read(&self, key: String) -> KvReply {
         let inner = &self.inner;
         let work = async {
-            let index = inner.raft.read_index().await.map_err(|e| match e {
-                RaftError::NotLeader { leader } => ServerError::WrongLeader {
-                    leader_hint: leader,
-                },
-                RaftError::LeadershipLost => ServerError::WrongLeader { leader_hint: None },
-                RaftError::Timeout => ServerError::Timeout,
-                RaftError::Killed => ServerError::ShuttingDown,
-                other => ServerError::Internal(other.to_string()),
-            })?;
+            let k = key.clone();
+            let touches = move |data: &[u8]| command_touches(data, &k);
+            let index = inner
+                .raft
+                .read_index_for(touches)
+                .await
+                .map_err(|e| match e {
+                    RaftError::NotLeader { leader } => ServerError::WrongLeader {
+                        leader_hint: leader,
+                    },
+                    RaftError::LeadershipLost => ServerError::WrongLeader { leader_hint: None },
+                    RaftError::Timeout => ServerError::Timeout,
+                    RaftError::Killed => ServerError::ShuttingDown,
+                    other => ServerError::Internal(other.to_string()),
+                })?;
             let (tx, rx) = oneshot::channel();
             inner.lock().reads.push(ReadWaiter { index, key, tx });
             inner.read_wake.notify_one();
@@ -39,6 +47,15 @@ impl KvServer {
             Ok(reply) => reply,
             Err(_) => Err(ServerError::Timeout),
         }
+    }
+}
+
+/// True when the logged command `data` may change `key` (a command that does not decode
+/// is assumed to).
+fn command_touches(data: &[u8], key: &str) -> bool {
+    match crate::op::decode_command(data) {
+        Ok(cmd) => cmd.req.op.is_write() && cmd.req.op.key() == Some(key),
+        Err(_) => true,
     }
 }
 
@@ -61,5 +78,39 @@ pub(super) fn answer_reads(inner: &Inner, sm: &KvStateMachine) {
     };
     for r in ready {
         let _ = r.tx.send(sm.get(&r.key).to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_touches;
+    use crate::op::{encode_command, KvRequest, LogCommand, Op};
+
+    fn logged(op: Op) -> Vec<u8> {
+        let cmd = LogCommand {
+            stamp_ms: 0,
+            req: KvRequest {
+                client_id: 1,
+                seq: 1,
+                op,
+            },
+        };
+        encode_command(&cmd).expect("encodes").to_vec()
+    }
+
+    #[test]
+    fn only_writes_of_the_key_touch_it_and_unknown_bytes_are_assumed_to() {
+        let put = |k: &str| Op::Put {
+            key: k.into(),
+            value: "v".into(),
+        };
+        assert!(command_touches(&logged(put("a")), "a"));
+        assert!(!command_touches(&logged(put("b")), "a"));
+        assert!(command_touches(
+            &logged(Op::Delete { key: "a".into() }),
+            "a"
+        ));
+        assert!(!command_touches(&logged(Op::OpenSession), "a"));
+        assert!(command_touches(b"\xff garbage", "a"));
     }
 }

@@ -65,6 +65,41 @@ pub const LINEARIZABILITY_BUDGET: Duration = Duration::from_secs(5);
 /// A scenario: builds its cluster, runs, panics with a message (and its seed) on failure.
 pub type Scenario = fn(RunOptions) -> Pin<Box<dyn Future<Output = ()>>>;
 
+thread_local! {
+    /// Lease reads for the clusters this thread builds (see [`run_lease`]).
+    static LEASE_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The lease the suite runs with in lease mode: the default election timeout is
+/// 400-800 ms, so 300 ms + 50 ms of clock uncertainty stays below it.
+pub const LEASE_MODE: raft::ReadMode = raft::ReadMode::Lease {
+    duration: Duration::from_millis(300),
+    uncertainty: Duration::from_millis(50),
+};
+
+/// The read mode of the clusters built now: lease reads under [`run_lease`] or with
+/// `KV_TEST_READ_MODE=lease` (the whole suite in lease mode), ReadIndex otherwise.
+pub fn read_mode() -> raft::ReadMode {
+    let env = std::env::var("KV_TEST_READ_MODE").is_ok_and(|v| v == "lease");
+    if env || LEASE_ON.with(|l| l.get()) {
+        LEASE_MODE
+    } else {
+        raft::ReadMode::ReadIndex
+    }
+}
+
+/// Lease reads (or not) for the clusters this thread builds from now on.
+pub fn set_lease(on: bool) {
+    LEASE_ON.with(|l| l.set(on));
+}
+
+/// As [`run`], with lease reads (the scenario's future runs on this thread, which
+/// builds its clusters).
+pub fn run_lease(name: &str, scenario: Scenario) {
+    set_lease(true);
+    run(name, scenario);
+}
+
 /// Runs `scenario` with options from the environment (`RAFT_TEST_REALTIME`,
 /// `RAFT_TEST_SEED`, `RAFT_TEST_QUIET`), in virtual time by default.
 pub fn run(name: &str, scenario: Scenario) {
@@ -257,6 +292,7 @@ impl KvCluster {
         net.set_long_delays(false);
         let mut config = KvConfig::with_max_raft_state(max_raft_state);
         config.raft.seed = opts.seed;
+        config.raft.read_mode = read_mode();
         let now = Instant::now();
         let mut cfg = KvCluster {
             n,

@@ -84,13 +84,10 @@ impl<R: RngCore> RaftCore<R> {
 
     /// Appends a configuration entry on the leader: in force at once.
     fn append_conf(&mut self, next: &Membership) -> (Index, Term) {
+        // Stamped like every entry a leader creates (lease mode reads the stamps).
         let entry = Entry {
             kind: EntryKind::Config,
-            ..Entry::new(
-                self.hard.term,
-                self.log.last_index() + 1,
-                snapshot_conf::encode_membership(next),
-            )
+            ..self.new_entry(snapshot_conf::encode_membership(next))
         };
         let at = (entry.index, entry.term);
         self.append_local(entry);
@@ -101,7 +98,7 @@ impl<R: RngCore> RaftCore<R> {
 
     /// Appends the leader's empty no-op entry, so that an entry of its term commits.
     fn append_empty(&mut self) {
-        let entry = Entry::new(self.hard.term, self.log.last_index() + 1, Bytes::new());
+        let entry = self.new_entry(Bytes::new());
         self.append_local(entry);
         self.broadcast_pending = true;
         self.maybe_commit();

@@ -257,6 +257,10 @@ impl<R: RngCore> RaftCore<R> {
         if self.log.term(candidate) != Some(self.hard.term) {
             return;
         }
+        // Lease mode: not past a deposed leader's entries while its lease may still run.
+        if !self.lease_allows_commit() {
+            return;
+        }
         self.commit = candidate;
         self.reads_on_commit();
         self.conf_on_commit();

@@ -3,16 +3,19 @@
 //! This module holds the state, the inputs and the [`Ready`] hand-over; the rules live in
 //! one submodule per concern: [`election`], [`prevote`], [`check_quorum`] (and leader
 //! stickiness), [`follower`] (receiving entries and snapshots), [`leader`] (sending them,
-//! flow control, commit), [`reads`] (ReadIndex).
+//! flow control, commit), [`reads`] (ReadIndex), [`lease`] (lease reads).
 
 mod check_quorum;
 mod conf_change;
 mod election;
 mod follower;
 mod leader;
+mod lease;
 mod prevote;
 mod reads;
 mod transfer;
+
+pub use lease::LeaseRead;
 
 use crate::config::CoreConfig;
 use crate::log::RaftLog;
@@ -82,6 +85,8 @@ pub struct RaftCore<R: RngCore> {
     transfer: Option<transfer::Transfer>,
     /// This node campaigns because its leader asked it to (TimeoutNow).
     transfer_campaign: bool,
+    /// The driver's clock and the lease rules' state (lease mode only).
+    lease: lease::LeaseState,
 }
 
 impl<R: RngCore> RaftCore<R> {
@@ -183,6 +188,7 @@ impl<R: RngCore> RaftCore<R> {
             tracker,
             transfer: None,
             transfer_campaign: false,
+            lease: lease::LeaseState::default(),
         };
         core.reset_election_timer();
         Ok(core)
@@ -281,7 +287,7 @@ impl<R: RngCore> RaftCore<R> {
             return Err(CoreError::EmptyCommand);
         }
         self.check_not_transferring()?;
-        let entry = Entry::new(self.hard.term, self.log.last_index() + 1, data);
+        let entry = self.new_entry(data);
         let at = (entry.index, entry.term);
         self.append_local(entry);
         // Sent with the next Ready, together with every other proposal made before it:

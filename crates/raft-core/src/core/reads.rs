@@ -5,7 +5,7 @@
 use super::RaftCore;
 use crate::message::Message;
 use crate::read_only::{FailedRead, Origin, PendingRead, ReadFailure, ReadState};
-use crate::types::{Entry, Index, NodeId, Role, Term};
+use crate::types::{Index, NodeId, Role, Term};
 use crate::CoreError;
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -52,11 +52,16 @@ impl<R: RngCore> RaftCore<R> {
 
     /// True when the commit index is at an entry of the current term: by leader
     /// completeness it then covers every entry committed in earlier terms.
-    fn term_committed(&self) -> bool {
+    pub(super) fn term_committed(&self) -> bool {
         self.log.term(self.commit) == Some(self.hard.term)
     }
 
     fn accept_read(&mut self, origin: Origin, ctx: u64) {
+        if let Some(index) = self.own_lease_index() {
+            self.answer_read(origin, ctx, index);
+            return;
+        }
+        self.renew_lease();
         // Lazily, and once per term: any entry of this term (a no-op or a client's
         // command) will do, so none is added while one is on its way.
         if !self.term_committed() && self.log.last_term() != self.hard.term {
@@ -69,8 +74,8 @@ impl<R: RngCore> RaftCore<R> {
         self.release_reads();
     }
 
-    fn append_noop(&mut self) {
-        let entry = Entry::new(self.hard.term, self.log.last_index() + 1, Bytes::new());
+    pub(super) fn append_noop(&mut self) {
+        let entry = self.new_entry(Bytes::new());
         self.append_local(entry);
         self.broadcast_pending = true;
         self.maybe_commit();
@@ -87,21 +92,24 @@ impl<R: RngCore> RaftCore<R> {
             let _ = confirmed;
             u64::MAX
         };
-        let term = self.hard.term;
         for (read, index) in self.reads.release(confirmed) {
-            match read.origin {
-                Origin::Local => self.reads.confirmed.push(ReadState {
-                    ctx: read.ctx,
-                    index,
-                }),
-                Origin::Peer(peer) => self.send(
+            self.answer_read(read.origin, read.ctx, index);
+        }
+    }
+
+    fn answer_read(&mut self, origin: Origin, ctx: u64, index: Index) {
+        match origin {
+            Origin::Local => self.reads.confirmed.push(ReadState { ctx, index }),
+            Origin::Peer(peer) => {
+                let term = self.hard.term;
+                self.send(
                     peer,
                     Message::ReadIndexResponse {
                         term,
-                        ctx: read.ctx,
+                        ctx,
                         index: Some(index),
                     },
-                ),
+                );
             }
         }
     }

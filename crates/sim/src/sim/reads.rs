@@ -1,4 +1,4 @@
-//! Simulated clients' linearizable reads (ReadIndex): issued to the leader or a random
+//! Simulated clients' linearizable reads (ReadIndex, or lease reads in lease mode): issued to the leader or a random
 //! node, answered by the node's state machine once it has applied the read index, and
 //! checked by the `linearizable-read` invariant against the committed log.
 
@@ -38,9 +38,15 @@ impl Simulator {
         self.stats.counts.reads += 1;
         self.flush_unsent(node)?;
         let must_see = self.world.ledger.max_index();
+        self.set_clock(node);
         self.observe(Observation::ReadStarted { node, ctx })?;
         let asked = match self.world.nodes[node].core.as_mut() {
-            Some(core) => core.read_index(ctx).is_ok(),
+            Some(core) => {
+                if core.lease_read().is_some_and(|l| l.limbo.is_none()) {
+                    self.stats.counts.reads_leased += 1;
+                }
+                core.read_index(ctx).is_ok()
+            }
             None => false,
         };
         let stage = if asked {
