@@ -41,6 +41,21 @@ pub fn tests() -> Vec<Test> {
             part: "member",
             run: |o| learner_snapshot(o).boxed(),
         },
+        Test {
+            name: "shrink 5 -> 3",
+            part: "member",
+            run: |o| shrink(o).boxed(),
+        },
+        Test {
+            name: "add a server while a minority is partitioned",
+            part: "member",
+            run: |o| add_with_minority_partitioned(o).boxed(),
+        },
+        Test {
+            name: "a joint change interrupted by a leader crash",
+            part: "member",
+            run: |o| change_interrupted(o).boxed(),
+        },
     ]
 }
 
@@ -240,5 +255,91 @@ pub async fn learner_snapshot(opts: RunOptions) -> Summary {
     let m = change(&mut c, Op::Voters(vec![0, 1, 2, 3])).await;
     assert_eq!(voters(&m), vec![0, 1, 2, 3]);
     c.one(cmd(41), 4, true).await;
+    c.end()
+}
+
+/// Five voters become three in one (joint) change; the two removed are then cut off.
+pub async fn shrink(opts: RunOptions) -> Summary {
+    let mut c = Cluster::new(5, false, opts);
+    c.begin("Test (member): shrink 5 -> 3");
+    c.one(cmd(1), 5, true).await;
+    let m = change(&mut c, Op::Voters(vec![0, 1, 2])).await;
+    assert_eq!(voters(&m), vec![0, 1, 2]);
+    c.disconnect(3);
+    c.disconnect(4);
+    c.one(cmd(2), 3, true).await;
+    check_voters(&mut c, &[0, 1, 2]).await;
+    c.end()
+}
+
+/// A voter that is not the leader is cut off; a learner is added and promoted with the
+/// majorities of the others; the cut-off voter catches up when it comes back.
+pub async fn add_with_minority_partitioned(opts: RunOptions) -> Summary {
+    let mut c = Cluster::with_members(4, 3, false, false, opts, Config::default());
+    c.begin("Test (member): add a server while a minority is partitioned");
+    c.one(cmd(1), 3, true).await;
+    let leader = c.check_one_leader().await;
+    let cut = (leader + 1) % 3;
+    c.disconnect(cut);
+    change(&mut c, Op::AddLearner(3)).await;
+    c.one(cmd(2), 3, true).await;
+    let mut want: Vec<NodeId> = vec![0, 1, 2, 3];
+    let m = change(&mut c, Op::Voters(want.clone())).await;
+    assert_eq!(voters(&m), want);
+    c.one(cmd(3), 3, true).await;
+    c.connect(cut);
+    let index = c.one(cmd(4), 4, true).await;
+    c.wait(index, 4, None).await;
+    want.sort_unstable();
+    check_voters(&mut c, &want).await;
+    c.end()
+}
+
+/// The leader crashes right after proposing a joint change: the next leader either
+/// finishes it (and leaves the joint configuration) or never had it; never both.
+pub async fn change_interrupted(opts: RunOptions) -> Summary {
+    let mut c = Cluster::with_members(5, 3, false, false, opts, Config::default());
+    c.begin("Test (member): a joint change interrupted by a leader crash");
+    c.one(cmd(1), 3, true).await;
+    change(&mut c, Op::AddLearner(3)).await;
+    change(&mut c, Op::AddLearner(4)).await;
+    c.one(cmd(2), 5, true).await;
+    let leader = c.check_one_leader().await;
+    let keep = ((leader + 1) % 3) as NodeId;
+    let target = vec![keep, 3, 4];
+    let raft = c.raft(leader).cloned().expect("alive");
+    let proposal = tokio::spawn({
+        let target = target.clone();
+        async move { raft.change_membership(target).await }
+    });
+    c.sleep_ms(5).await;
+    c.crash1(leader);
+    let _ = proposal.await;
+    // Whatever happened, the survivors settle on one non-joint configuration.
+    let t0 = Instant::now();
+    let status = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no settled configuration"
+        );
+        let l = c.check_one_leader().await;
+        let status = c.raft(l).expect("alive").membership().await.expect("alive");
+        if !status.change_in_progress {
+            break status;
+        }
+    };
+    let got = voters(&status.membership);
+    let mut old: Vec<NodeId> = vec![0, 1, 2];
+    let mut new = target;
+    old.sort_unstable();
+    new.sort_unstable();
+    assert!(
+        got == old || got == new,
+        "voters {got:?}: neither {old:?} nor {new:?}"
+    );
+    // Two voters of either configuration survive the crash.
+    c.one(cmd(3), 2, true).await;
+    c.start1(leader);
+    c.connect(leader);
     c.end()
 }
