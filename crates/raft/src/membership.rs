@@ -11,6 +11,7 @@ use crate::{Raft, RaftError};
 use raft_core::{ConfChange, CoreError, Index, Membership, NodeId, RaftCore, Term};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// What a peer reports about its configuration (see [`Raft::membership`](crate::Raft::membership)).
@@ -69,6 +70,42 @@ impl Raft {
     /// otherwise.
     pub async fn transfer_leader(&self, target: NodeId) -> Result<(), RaftError> {
         self.change(ConfRequest::Transfer(target)).await.map(|_| ())
+    }
+
+    /// Adds `id` as a voter the safe way (thesis §4.2.1): as a learner first (unless it
+    /// is one already), then, once it holds everything the leader had committed when the
+    /// wait began, promoted with a single-server change. Fails with
+    /// [`RaftError::CatchUpTimeout`] if it does not catch up within `catch_up` (it stays
+    /// a learner), and like [`add_learner`](Self::add_learner) otherwise.
+    pub async fn add_voter(&self, id: NodeId, catch_up: Duration) -> Result<Membership, RaftError> {
+        let status = self.membership().await?;
+        if status.membership.voters.contains(&id) {
+            return Err(RaftError::Membership(
+                raft_core::MembershipError::Duplicate(id),
+            ));
+        }
+        if !status.membership.learners.contains(&id) {
+            self.add_learner(id).await?;
+        }
+        let deadline = tokio::time::Instant::now() + catch_up;
+        let mut goal = None;
+        loop {
+            let progress = self.ask(|tx| Command::Progress(id, tx)).await?;
+            let Some((commit, matched)) = progress else {
+                return Err(RaftError::NotLeader { leader: None });
+            };
+            let goal = *goal.get_or_insert(commit);
+            if matched >= goal {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RaftError::CatchUpTimeout(id));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut voters = self.membership().await?.membership.voters;
+        voters.insert(id);
+        self.change_membership(voters).await
     }
 
     async fn change(&self, req: ConfRequest) -> Result<Membership, RaftError> {

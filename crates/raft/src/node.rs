@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Conf(ConfRequest, ConfTx),
     /// The configuration in force.
     Membership(oneshot::Sender<MembershipStatus>),
+    /// On the leader: what a peer holds of the log, and the commit index.
+    Progress(NodeId, oneshot::Sender<Option<(Index, Index)>>),
     /// A message from another peer; requests carry the slot for their response.
     Step(Envelope, Option<ReplyTx>),
     Kill,
@@ -499,6 +501,11 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                     membership: self.core.membership().clone(),
                     change_in_progress: self.core.change_in_progress(),
                 });
+            }
+            Command::Progress(peer, reply) => {
+                let matched = self.core.progress(peer).map(|p| p.matched());
+                let leading = self.core.is_leader().then_some(self.core.commit_index());
+                let _ = reply.send(leading.zip(matched));
             }
             Command::Snapshot(index, data, reply) => {
                 let _ = reply.send(self.core.compact(index, data).map_err(RaftError::from));

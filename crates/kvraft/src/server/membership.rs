@@ -32,6 +32,16 @@ impl KvServer {
         self.raft().add_learner(id).await
     }
 
+    /// Adds `id` as a learner, waits for it to catch up, promotes it, on the leader
+    /// ([`Raft::add_voter`]).
+    pub async fn add_voter(
+        &self,
+        id: NodeId,
+        catch_up: std::time::Duration,
+    ) -> Result<Membership, RaftError> {
+        self.raft().add_voter(id, catch_up).await
+    }
+
     /// Removes `id`, on the leader ([`Raft::remove_server`]).
     pub async fn remove_server(&self, id: NodeId) -> Result<Membership, RaftError> {
         self.raft().remove_server(id).await

@@ -42,6 +42,11 @@ pub fn tests() -> Vec<Test> {
             run: |o| learner_snapshot(o).boxed(),
         },
         Test {
+            name: "a learner that cannot catch up is not promoted",
+            part: "member",
+            run: |o| learner_cannot_catch_up(o).boxed(),
+        },
+        Test {
             name: "shrink 5 -> 3",
             part: "member",
             run: |o| shrink(o).boxed(),
@@ -341,5 +346,34 @@ pub async fn change_interrupted(opts: RunOptions) -> Summary {
     c.one(cmd(3), 2, true).await;
     c.start1(leader);
     c.connect(leader);
+    c.end()
+}
+
+/// `add_voter` on a server that is cut off: it is added as a learner but, not catching
+/// up in time, never promoted; once reconnected, the same call promotes it.
+pub async fn learner_cannot_catch_up(opts: RunOptions) -> Summary {
+    let mut c = Cluster::with_members(4, 3, false, false, opts, Config::default());
+    c.begin("Test (member): a learner that cannot catch up is not promoted");
+    for x in 1..=10 {
+        c.one(cmd(x), 3, true).await;
+    }
+    c.disconnect(3);
+    let leader = c.check_one_leader().await;
+    let raft = c.raft(leader).cloned().expect("alive");
+    match raft.add_voter(3, Duration::from_secs(2)).await {
+        Err(RaftError::CatchUpTimeout(3)) => {}
+        other => panic!("a server that cannot catch up must not be promoted: {other:?}"),
+    }
+    check_voters(&mut c, &[0, 1, 2]).await;
+    c.one(cmd(11), 3, true).await;
+    c.connect(3);
+    let leader = c.check_one_leader().await;
+    let raft = c.raft(leader).cloned().expect("alive");
+    let m = raft
+        .add_voter(3, Duration::from_secs(5))
+        .await
+        .expect("caught up and promoted");
+    assert_eq!(voters(&m), vec![0, 1, 2, 3]);
+    c.one(cmd(12), 4, true).await;
     c.end()
 }
