@@ -10,6 +10,7 @@ classic_tests! {
     transfer_member => "transfer leadership to each node in turn", s::transfer;
     learner_snapshot_member => "a learner catches up through a snapshot", s::learner_snapshot;
     learner_cannot_catch_up_member => "a learner that cannot catch up is not promoted", s::learner_cannot_catch_up;
+    replace_one_by_one_member => "replace every member one by one", s::replace_one_by_one;
     shrink_member => "shrink 5 -> 3", s::shrink;
     add_partitioned_member => "add a server while a minority is partitioned", s::add_with_minority_partitioned;
     change_interrupted_member => "a joint change interrupted by a leader crash", s::change_interrupted;

@@ -47,6 +47,11 @@ pub fn tests() -> Vec<Test> {
             run: |o| learner_cannot_catch_up(o).boxed(),
         },
         Test {
+            name: "replace every member one by one",
+            part: "member",
+            run: |o| replace_one_by_one(o).boxed(),
+        },
+        Test {
             name: "shrink 5 -> 3",
             part: "member",
             run: |o| shrink(o).boxed(),
@@ -375,5 +380,31 @@ pub async fn learner_cannot_catch_up(opts: RunOptions) -> Summary {
         .expect("caught up and promoted");
     assert_eq!(voters(&m), vec![0, 1, 2, 3]);
     c.one(cmd(12), 4, true).await;
+    c.end()
+}
+
+/// Voters {0,1,2} become {3,4,5} one server at a time (add a voter, remove an old one),
+/// with commands committing between steps; the old servers are then cut off.
+pub async fn replace_one_by_one(opts: RunOptions) -> Summary {
+    let mut c = Cluster::with_members(6, 3, false, false, opts, Config::default());
+    c.begin("Test (member): replace every member one by one");
+    let mut x = 0;
+    load(&c, &mut x, 3).await;
+    for (old, new) in [(0, 3), (1, 4), (2, 5)] {
+        let leader = c.check_one_leader().await;
+        let raft = c.raft(leader).cloned().expect("alive");
+        raft.add_voter(new, Duration::from_secs(5))
+            .await
+            .expect("added");
+        load(&c, &mut x, 3).await;
+        let m = change(&mut c, Op::Voters((old + 1..=new).collect())).await;
+        assert!(!m.is_voter(old));
+        load(&c, &mut x, 3).await;
+    }
+    for old in 0..3 {
+        c.disconnect(old);
+    }
+    load(&c, &mut x, 3).await;
+    check_voters(&mut c, &[3, 4, 5]).await;
     c.end()
 }
