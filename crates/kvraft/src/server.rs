@@ -229,6 +229,17 @@ impl KvServer {
         config: KvConfig,
         transport: T,
     ) -> Result<KvServer, KvServerError> {
+        Self::start(me, config, |apply_tx, raft_config| {
+            Raft::new(peers, me, storage, apply_tx, raft_config, transport)
+        })
+    }
+
+    /// Checks `config`, starts the Raft peer `make` builds, and the apply loop.
+    fn start(
+        me: NodeId,
+        config: KvConfig,
+        make: impl FnOnce(mpsc::Sender<ApplyMsg>, Config) -> Result<Raft, RaftError>,
+    ) -> Result<KvServer, KvServerError> {
         if config.op_timeout.is_zero()
             || config.leader_check_interval.is_zero()
             || config.session_ttl.is_zero()
@@ -243,7 +254,7 @@ impl KvServer {
             ));
         }
         let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE);
-        let raft = Raft::new(peers, me, storage, apply_tx, config.raft.clone(), transport)?;
+        let raft = make(apply_tx, config.raft.clone())?;
         let inner = Arc::new(Inner::new(me, raft, config));
         tokio::spawn(apply_loop(inner.clone(), apply_rx));
         Ok(KvServer { inner })
@@ -599,6 +610,7 @@ fn check_leadership(inner: &Inner) {
     });
 }
 
+mod membership;
 mod reads;
 #[cfg(test)]
 mod tests;

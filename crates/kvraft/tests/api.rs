@@ -404,3 +404,48 @@ fn an_idle_clients_session_expires_and_its_late_retry_is_refused() {
         kv.kill();
     });
 }
+
+/// The service exposes membership changes with their typed errors, and keeps serving
+/// across them (a configuration entry counts as applied).
+#[test]
+fn membership_changes_through_the_service_and_their_errors() {
+    use raft::{MembershipError, RaftError};
+    block_on(Mode::Virtual, async {
+        let kv = KvServer::new(&[0], 0, MemStorage::new(), KvConfig::default(), Nowhere)
+            .expect("server starts");
+        assert_eq!(single(&kv, open(1, 0)).await, Ok(OpOutput::Done));
+        let status = kv.membership().await.expect("alive");
+        assert_eq!(status.membership.voters, [0].into_iter().collect());
+        // A lone voter commits alone: the learner is in as soon as the call returns.
+        let m = loop {
+            match kv.add_learner(1).await {
+                Ok(m) => break m,
+                Err(RaftError::NotLeader { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("add_learner: {e}"),
+            }
+        };
+        assert!(m.learners.contains(&1));
+        assert!(matches!(
+            kv.add_learner(1).await,
+            Err(RaftError::Membership(MembershipError::Duplicate(1)))
+        ));
+        assert!(matches!(
+            kv.change_membership([]).await,
+            Err(RaftError::Membership(MembershipError::NoVoters))
+        ));
+        assert!(matches!(
+            kv.remove_server(0).await,
+            Err(RaftError::Membership(MembershipError::NoVoters))
+        ));
+        assert!(matches!(
+            kv.transfer_leader(1).await,
+            Err(RaftError::Membership(MembershipError::Unknown(1)))
+        ));
+        let m = kv.remove_server(1).await.expect("remove the learner");
+        assert!(m.learners.is_empty());
+        assert_eq!(single(&kv, append(1, 1, "x")).await, Ok(OpOutput::Done));
+        assert!(kv.stats().last_applied >= 4, "{:?}", kv.stats());
+    });
+}

@@ -536,3 +536,41 @@ fn only_a_voter_can_be_a_transfer_target_and_only_the_leader_sends_timeout_now()
     assert_eq!(net.get(2).role(), Role::Follower);
     assert_eq!(net.get(2).term(), term);
 }
+
+#[test]
+fn a_new_leader_finishes_an_unfinished_joint_change_on_its_own() {
+    let (mut c, _) = joint_core(3);
+    while !c.is_leader() {
+        c.tick();
+        let term = c.term() + u64::from(c.role() == Role::PreCandidate);
+        for from in [1, 2, 4, 5] {
+            let msg = if c.role() == Role::PreCandidate {
+                Message::PreVoteResponse {
+                    term,
+                    granted: true,
+                }
+            } else {
+                Message::RequestVoteResponse {
+                    term,
+                    granted: true,
+                }
+            };
+            let _ = c.step(from, msg);
+        }
+    }
+    // No client command: the leader appended a no-op because the change is unfinished.
+    let last = c.log().last_index();
+    assert_eq!(last, 2, "the joint entry, then the new leader's no-op");
+    let term = c.term();
+    for from in [1, 4] {
+        let ack = Message::AppendEntriesResponse {
+            term,
+            index: last,
+            reject: None,
+        };
+        c.step(from, ack).expect("step");
+    }
+    assert_eq!(c.commit_index(), last);
+    assert!(!c.membership().is_joint(), "left the joint configuration");
+    assert!(c.change_in_progress(), "until the leaving entry commits");
+}

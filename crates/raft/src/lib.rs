@@ -158,6 +158,10 @@ pub enum RaftError {
     /// the old leader leads on.
     #[error("leadership transfer to {0} did not complete")]
     TransferFailed(NodeId),
+    /// A learner to promote did not catch up with the leader in the time given: it was
+    /// left a learner.
+    #[error("server {0} did not catch up in time")]
+    CatchUpTimeout(NodeId),
     /// The protocol core refused.
     #[error(transparent)]
     Core(raft_core::CoreError),

@@ -7,10 +7,15 @@
 //! with `NotReady`, and the waiter proposes again at every turn until it is allowed.
 
 use crate::node::Command;
+use crate::{ApplyMsg, Config, Transport};
 use crate::{Raft, RaftError};
 use raft_core::{ConfChange, CoreError, Index, Membership, NodeId, RaftCore, Term};
+use raft_storage::Storage;
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// What a peer reports about its configuration (see [`Raft::membership`](crate::Raft::membership)).
@@ -24,6 +29,35 @@ pub struct MembershipStatus {
 }
 
 impl Raft {
+    /// Creates peer `me` to join a running cluster, and starts it; returns at once.
+    ///
+    /// Unless `storage` holds a configuration (a restart), the peer knows no members:
+    /// it never campaigns and waits for a leader to bring it the log (or a snapshot) that
+    /// holds its cluster's configuration. The cluster's leader adds it with
+    /// [`add_learner`](Self::add_learner) and then makes it a voter with
+    /// [`change_membership`](Self::change_membership).
+    pub fn join<S: Storage, T: Transport>(
+        me: NodeId,
+        storage: S,
+        apply_tx: mpsc::Sender<ApplyMsg>,
+        config: Config,
+        transport: T,
+    ) -> Result<Raft, RaftError> {
+        let core_cfg = config.core_config()?;
+        let restored = storage.restore()?;
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let max_inflight = core_cfg.max_inflight_msgs;
+        let core = RaftCore::joining(me, core_cfg, restored, rng)?;
+        Ok(Self::spawn(
+            core,
+            max_inflight,
+            storage,
+            apply_tx,
+            config,
+            transport,
+        ))
+    }
+
     /// The configuration in force on this peer, and whether a change is in flight.
     pub async fn membership(&self) -> Result<MembershipStatus, RaftError> {
         self.ask(Command::Membership).await
@@ -69,6 +103,42 @@ impl Raft {
     /// otherwise.
     pub async fn transfer_leader(&self, target: NodeId) -> Result<(), RaftError> {
         self.change(ConfRequest::Transfer(target)).await.map(|_| ())
+    }
+
+    /// Adds `id` as a voter the safe way (thesis §4.2.1): as a learner first (unless it
+    /// is one already), then, once it holds everything the leader had committed when the
+    /// wait began, promoted with a single-server change. Fails with
+    /// [`RaftError::CatchUpTimeout`] if it does not catch up within `catch_up` (it stays
+    /// a learner), and like [`add_learner`](Self::add_learner) otherwise.
+    pub async fn add_voter(&self, id: NodeId, catch_up: Duration) -> Result<Membership, RaftError> {
+        let status = self.membership().await?;
+        if status.membership.voters.contains(&id) {
+            return Err(RaftError::Membership(
+                raft_core::MembershipError::Duplicate(id),
+            ));
+        }
+        if !status.membership.learners.contains(&id) {
+            self.add_learner(id).await?;
+        }
+        let deadline = tokio::time::Instant::now() + catch_up;
+        let mut goal = None;
+        loop {
+            let progress = self.ask(|tx| Command::Progress(id, tx)).await?;
+            let Some((commit, matched)) = progress else {
+                return Err(RaftError::NotLeader { leader: None });
+            };
+            let goal = *goal.get_or_insert(commit);
+            if matched >= goal {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RaftError::CatchUpTimeout(id));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut voters = self.membership().await?.membership.voters;
+        voters.insert(id);
+        self.change_membership(voters).await
     }
 
     async fn change(&self, req: ConfRequest) -> Result<Membership, RaftError> {

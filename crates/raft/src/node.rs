@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Conf(ConfRequest, ConfTx),
     /// The configuration in force.
     Membership(oneshot::Sender<MembershipStatus>),
+    /// On the leader: what a peer holds of the log, and the commit index.
+    Progress(NodeId, oneshot::Sender<Option<(Index, Index)>>),
     /// A message from another peer; requests carry the slot for their response.
     Step(Envelope, Option<ReplyTx>),
     Kill,
@@ -105,36 +107,8 @@ impl Raft {
         ))
     }
 
-    /// Creates peer `me` to join a running cluster, and starts it; returns at once.
-    ///
-    /// Unless `storage` holds a configuration (a restart), the peer knows no members:
-    /// it never campaigns and waits for a leader to bring it the log (or a snapshot) that
-    /// holds its cluster's configuration. The cluster's leader adds it with
-    /// [`add_learner`](Self::add_learner) and then makes it a voter with
-    /// [`change_membership`](Self::change_membership).
-    pub fn join<S: Storage, T: Transport>(
-        me: NodeId,
-        storage: S,
-        apply_tx: mpsc::Sender<ApplyMsg>,
-        config: Config,
-        transport: T,
-    ) -> Result<Raft, RaftError> {
-        let core_cfg = config.core_config()?;
-        let restored = storage.restore()?;
-        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let max_inflight = core_cfg.max_inflight_msgs;
-        let core = RaftCore::joining(me, core_cfg, restored, rng)?;
-        Ok(Self::spawn(
-            core,
-            max_inflight,
-            storage,
-            apply_tx,
-            config,
-            transport,
-        ))
-    }
-
-    fn spawn<S: Storage, T: Transport>(
+    /// Starts the actor of `core` and returns its handle.
+    pub(crate) fn spawn<S: Storage, T: Transport>(
         core: RaftCore<ChaCha8Rng>,
         max_inflight: usize,
         storage: S,
@@ -535,6 +509,11 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                     membership: self.core.membership().clone(),
                     change_in_progress: self.core.change_in_progress(),
                 });
+            }
+            Command::Progress(peer, reply) => {
+                let matched = self.core.progress(peer).map(|p| p.matched());
+                let leading = self.core.is_leader().then_some(self.core.commit_index());
+                let _ = reply.send(leading.zip(matched));
             }
             Command::Snapshot(index, data, reply) => {
                 let _ = reply.send(self.core.compact(index, data).map_err(RaftError::from));

@@ -237,6 +237,16 @@ impl<R: RngCore> RaftCore<R> {
         })
     }
 
+    /// A new leader finds a configuration change unfinished (its entry uncommitted, or a
+    /// joint configuration not left): it appends a no-op, whose commit commits the change
+    /// too and lets the leader leave a joint configuration. Without it the change would
+    /// wait for the next client command, and no other change could start.
+    pub(super) fn conf_on_become_leader(&mut self) {
+        if self.change_in_progress() {
+            self.append_empty();
+        }
+    }
+
     /// The commit index moved on the leader. Once the configuration in force is
     /// committed: a leader that is no longer a voter steps down (thesis §4.2.2: it led
     /// the cluster until then without counting itself), and a joint configuration is

@@ -79,6 +79,8 @@ impl<R: RngCore> RaftCore<R> {
             .map(|p| (p, Progress::new(next)))
             .collect::<BTreeMap<_, _>>();
         // No no-op entry: the k-th command of an undisturbed cluster lands at index k.
+        // (Unless a configuration change is unfinished: see `conf_on_become_leader`.)
+        self.conf_on_become_leader();
         // Announce leadership at once so that other candidates stand down.
         self.heartbeat();
     }

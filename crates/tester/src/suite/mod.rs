@@ -3,6 +3,7 @@
 
 pub mod agreement;
 pub mod election;
+pub mod membership;
 pub mod persistence;
 pub mod reads;
 pub mod snapshot;
@@ -28,5 +29,6 @@ pub fn all() -> Vec<Test> {
     tests.extend(snapshot::tests());
     tests.extend(stability::tests());
     tests.extend(reads::tests());
+    tests.extend(membership::tests());
     tests
 }
