@@ -11,7 +11,6 @@ use crate::{ApplyMsg, Config, Transport};
 use crate::{Raft, RaftError};
 use raft_core::{ConfChange, CoreError, Index, Membership, NodeId, RaftCore, Term};
 use raft_storage::Storage;
-use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -43,19 +42,14 @@ impl Raft {
         config: Config,
         transport: T,
     ) -> Result<Raft, RaftError> {
-        let core_cfg = config.core_config()?;
-        let restored = storage.restore()?;
-        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let max_inflight = core_cfg.max_inflight_msgs;
-        let core = RaftCore::joining(me, core_cfg, restored, rng)?;
-        Ok(Self::spawn(
-            core,
-            max_inflight,
+        Self::start_core(
+            me,
             storage,
             apply_tx,
             config,
             transport,
-        ))
+            |cfg, restored, rng| RaftCore::joining(me, cfg, restored, rng),
+        )
     }
 
     /// The configuration in force on this peer, and whether a change is in flight.

@@ -92,11 +92,35 @@ impl Raft {
         config: Config,
         transport: T,
     ) -> Result<Raft, RaftError> {
+        Self::start_core(
+            me,
+            storage,
+            apply_tx,
+            config,
+            transport,
+            |cfg, restored, rng| RaftCore::new(me, peers, cfg, restored, rng),
+        )
+    }
+
+    /// Builds peer `me`'s core with `make` from `config`, what `storage` holds and the
+    /// peer's seeded randomness, and starts its actor.
+    pub(crate) fn start_core<S: Storage, T: Transport>(
+        me: NodeId,
+        storage: S,
+        apply_tx: mpsc::Sender<ApplyMsg>,
+        config: Config,
+        transport: T,
+        make: impl FnOnce(
+            raft_core::CoreConfig,
+            raft_core::RestoredState,
+            ChaCha8Rng,
+        ) -> Result<RaftCore<ChaCha8Rng>, raft_core::CoreError>,
+    ) -> Result<Raft, RaftError> {
         let core_cfg = config.core_config()?;
         let restored = storage.restore()?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ me.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let max_inflight = core_cfg.max_inflight_msgs;
-        let core = RaftCore::new(me, peers, core_cfg, restored, rng)?;
+        let core = make(core_cfg, restored, rng)?;
         Ok(Self::spawn(
             core,
             max_inflight,
