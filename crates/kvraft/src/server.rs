@@ -562,19 +562,12 @@ fn apply_one(inner: &Inner, sm: &mut KvStateMachine, msg: ApplyMsg) -> bool {
 /// `snapshot_interval` entries when that is set.
 async fn maybe_snapshot(inner: &Inner, sm: &KvStateMachine, last_snapshot: &mut Index) {
     let applied = inner.lock().stats.last_applied;
-    if applied <= *last_snapshot {
-        return;
-    }
-    let by_size = inner
-        .config
-        .max_raft_state()
-        .is_some_and(|max| inner.raft.raft_state_size() >= max);
-    let by_count = inner
+    let size = inner.raft.raft_state_size();
+    if !inner
         .config
         .raft
-        .snapshot_interval
-        .is_some_and(|every| every > 0 && applied - *last_snapshot >= every);
-    if !(by_size || by_count) {
+        .snapshot_due(size, applied, *last_snapshot)
+    {
         return;
     }
     let data = match sm.encode() {

@@ -121,6 +121,20 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether a service that last snapshotted at `last_snapshot` and has applied through
+    /// `applied` should snapshot now: the persisted Raft state reached `max_log_size`, or
+    /// `snapshot_interval` entries were applied since. The one rule every service uses.
+    pub fn snapshot_due(&self, raft_state_size: u64, applied: u64, last_snapshot: u64) -> bool {
+        if applied <= last_snapshot {
+            return false;
+        }
+        let by_size = self.max_log_size.is_some_and(|max| raft_state_size >= max);
+        let by_count = self
+            .snapshot_interval
+            .is_some_and(|every| every > 0 && applied - last_snapshot >= every);
+        by_size || by_count
+    }
+
     /// Converts to the core's tick-based settings, rejecting unusable values with a
     /// message that names the problem.
     pub fn core_config(&self) -> Result<CoreConfig, RaftError> {
@@ -196,5 +210,22 @@ mod tests {
             ..Config::default()
         };
         assert!(cfg.core_config().is_err());
+    }
+
+    #[test]
+    fn a_snapshot_is_due_by_size_or_by_count_and_never_twice_at_one_index() {
+        let cfg = Config {
+            max_log_size: Some(1000),
+            snapshot_interval: Some(10),
+            ..Config::default()
+        };
+        assert!(cfg.snapshot_due(1000, 5, 0), "size reached");
+        assert!(!cfg.snapshot_due(999, 9, 0), "neither");
+        assert!(cfg.snapshot_due(0, 10, 0), "count reached");
+        assert!(!cfg.snapshot_due(5000, 10, 10), "nothing applied since");
+        assert!(
+            !Config::default().snapshot_due(u64::MAX, 1_000_000, 0),
+            "never by default"
+        );
     }
 }

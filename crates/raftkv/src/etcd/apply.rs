@@ -209,20 +209,12 @@ async fn tick(inner: &Inner) {
 /// `snapshot_interval` entries.
 async fn maybe_snapshot(inner: &Inner, last_snapshot: &mut Index) {
     let applied = inner.lock().stats.last_applied;
-    if applied <= *last_snapshot {
-        return;
-    }
-    let by_size = inner
+    let size = inner.raft.raft_state_size();
+    if !inner
         .config
         .raft
-        .max_log_size
-        .is_some_and(|max| inner.raft.raft_state_size() >= max);
-    let by_count = inner
-        .config
-        .raft
-        .snapshot_interval
-        .is_some_and(|every| every > 0 && applied - *last_snapshot >= every);
-    if !(by_size || by_count) {
+        .snapshot_due(size, applied, *last_snapshot)
+    {
         return;
     }
     // The index and the store are read together: the snapshot covers exactly `index`.
