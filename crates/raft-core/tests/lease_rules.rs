@@ -310,6 +310,14 @@ fn a_new_leader_inherits_the_lease_for_keys_outside_limbo_only() {
         net.node(2).limbo_entries()[0].data,
         Bytes::from_static(b"w2")
     );
+    // A read of one key: answered at once when no limbo entry touches it, never when one
+    // does (that entry may have been committed, and acknowledged, by leader 1).
+    assert_eq!(net.node(2).lease_read_for(|cmd| cmd == b"w1"), Some(1));
+    assert_eq!(
+        net.node(2).lease_read_for(|cmd| cmd == b"w2"),
+        None,
+        "a key a limbo entry writes is not read under the inherited lease"
+    );
     // read_index knows no keys: it does not use an inherited lease with limbo entries.
     net.node(2).read_index(9).expect("leader");
     let ready = net.ready(2);
@@ -320,6 +328,7 @@ fn a_new_leader_inherits_the_lease_for_keys_outside_limbo_only() {
         None,
         "the inherited lease expired"
     );
+    assert_eq!(net.node(2).lease_read_for(|_| false), None);
 }
 
 #[test]

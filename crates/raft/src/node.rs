@@ -512,7 +512,7 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 let _ = reply.send(result);
             }
             Command::ReadIndex(reply, touches) => {
-                if let Some(index) = touches.and_then(|t| self.inherited_read(&t)) {
+                if let Some(index) = touches.and_then(|t| self.core.lease_read_for(t)) {
                     let _ = reply.send(Ok(index));
                     return true;
                 }
@@ -569,16 +569,6 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         if self.lease_mode {
             self.core.set_time(crate::clock::now_micros());
         }
-    }
-
-    /// A read index under a lease, own or inherited, when no limbo command touches what
-    /// the read reads.
-    fn inherited_read(&self, touches: &Touches) -> Option<Index> {
-        let lease = self.core.lease_read()?;
-        let touched = self.core.limbo_entries().iter().any(|e| {
-            e.kind == raft_core::EntryKind::Command && !e.data.is_empty() && touches(&e.data)
-        });
-        (!touched).then_some(lease.index)
     }
 
     /// Carries out one `Ready`: persist, then send, then apply. A storage that blocks

@@ -23,6 +23,17 @@ pub struct NodeEntry {
     pub etcd: Option<String>,
 }
 
+/// The `read_mode` TOML values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadModeName {
+    /// ReadIndex (the default).
+    #[default]
+    ReadIndex,
+    /// Lease reads, with `lease_ms` and `clock_uncertainty_ms`.
+    Lease,
+}
+
 /// Everything `raftkv serve` needs. Field names are the TOML keys; see
 /// docs/OPERATIONS.md for a full file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +70,15 @@ pub struct ServeConfig {
     /// disk (thesis §10.2.1; it counts its own copy only once durable). Saves one disk
     /// sync per commit; `false` restores the strict write-then-send order.
     pub leader_parallel_write: bool,
+    /// How linearizable reads are served: `"read_index"` (one heartbeat round per batch
+    /// of reads; trusts no clock) or `"lease"` (LeaseGuard: no message while the
+    /// leader's lease runs; docs/READS.md says which clock assumption that accepts).
+    pub read_mode: ReadModeName,
+    /// With `read_mode = "lease"`: how long a committed entry grants its leader a lease.
+    pub lease_ms: u64,
+    /// With `read_mode = "lease"`: the bound on any node's clock error. `lease_ms +
+    /// clock_uncertainty_ms` must stay below `election_timeout_min_ms`.
+    pub clock_uncertainty_ms: u64,
     /// How long a request waits for its commit before the server answers `Timeout`.
     pub op_timeout_ms: u64,
     /// Snapshot once the persisted Raft state reaches this many bytes (0: never).
@@ -93,6 +113,9 @@ impl Default for ServeConfig {
             election_timeout_max_ms: ms(raft.election_timeout_max),
             heartbeat_ms: ms(raft.heartbeat_interval),
             leader_parallel_write: raft.leader_parallel_write,
+            read_mode: ReadModeName::ReadIndex,
+            lease_ms: 300,
+            clock_uncertainty_ms: 50,
             op_timeout_ms: 2000,
             snapshot_bytes: 64 << 20,
             max_key_bytes: limits.max_key_bytes,
@@ -260,6 +283,13 @@ impl ServeConfig {
         kv.raft.election_timeout_max = d(self.election_timeout_max_ms);
         kv.raft.heartbeat_interval = d(self.heartbeat_ms);
         kv.raft.leader_parallel_write = self.leader_parallel_write;
+        kv.raft.read_mode = match self.read_mode {
+            ReadModeName::ReadIndex => raft::ReadMode::ReadIndex,
+            ReadModeName::Lease => raft::ReadMode::Lease {
+                duration: d(self.lease_ms),
+                uncertainty: d(self.clock_uncertainty_ms),
+            },
+        };
         kv.raft.max_log_size = (self.snapshot_bytes > 0).then_some(self.snapshot_bytes);
         // Election timeouts differ between nodes by their seeds, and between runs.
         kv.raft.seed = rand::random::<u64>() ^ id;
@@ -359,7 +389,43 @@ mod tests {
         assert!(e.contains("not in the peer list"), "{e}");
         c.id = Some(1);
         c.max_frame_bytes = 1000;
-        let e = c.resolve().expect_err("frame too small").to_string();
+        let e = c
+            .clone()
+            .resolve()
+            .expect_err("frame too small")
+            .to_string();
         assert!(e.contains("max_frame_bytes"), "{e}");
+        c.max_frame_bytes = ServeConfig::default().max_frame_bytes;
+        c.read_mode = ReadModeName::Lease;
+        c.lease_ms = 380;
+        let e = c.resolve().expect_err("lease too long").to_string();
+        assert!(e.contains("lease"), "{e}");
+        assert!(toml::from_str::<ServeConfig>("read_mode = \"leases\"").is_err());
+    }
+
+    #[test]
+    fn lease_reads_from_the_file() {
+        let text = r#"
+            id = 1
+            data_dir = "/tmp/x"
+            read_mode = "lease"
+            lease_ms = 200
+            clock_uncertainty_ms = 20
+            [[nodes]]
+            id = 1
+            peer = "h1:7001"
+            client = "h1:7101"
+        "#;
+        let c: ServeConfig = toml::from_str(text).expect("parses");
+        let r = c.resolve().expect("valid");
+        assert_eq!(
+            r.kv.raft.read_mode,
+            raft::ReadMode::Lease {
+                duration: Duration::from_millis(200),
+                uncertainty: Duration::from_millis(20),
+            }
+        );
+        let default: ServeConfig = toml::from_str("id = 1").expect("parses");
+        assert_eq!(default.read_mode, ReadModeName::ReadIndex);
     }
 }

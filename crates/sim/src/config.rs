@@ -151,6 +151,11 @@ pub struct WorkloadConfig {
     /// Mean number of linearizable reads (ReadIndex) per tick, sent to the leader or a
     /// random node like proposals.
     pub reads_per_tick: f64,
+    /// Keys of the simulated store: with 0, a read depends on the whole state machine;
+    /// with `k > 0`, command `c` writes key `c % k` and each read asks for one key, so
+    /// that in lease mode a new leader can answer it under the lease it inherits when no
+    /// limbo entry touches that key (LeaseGuard's inherited reads).
+    pub keys: u32,
 }
 
 impl Default for SimConfig {
@@ -232,6 +237,7 @@ impl Default for WorkloadConfig {
             leader_bias: 0.8,
             max_batch: 3,
             reads_per_tick: 0.3,
+            keys: 0,
         }
     }
 }
@@ -428,6 +434,8 @@ impl SimConfig {
             if rng.gen_bool(0.5) && longest > n.clock_uncertainty_us {
                 n.lease_us = longest;
             }
+            // Keyed reads (inherited leases) in two seeds of three.
+            c.workload.keys = [c.workload.keys, 2, 8][rng.gen_range(0..3)];
         }
         c
     }
@@ -484,6 +492,7 @@ impl SimConfig {
             "workload.leader_bias" => w.leader_bias = num(key, value)?,
             "workload.max_batch" => w.max_batch = num(key, value)?,
             "workload.reads_per_tick" => w.reads_per_tick = num(key, value)?,
+            "workload.keys" => w.keys = num(key, value)?,
             "faults.partition_kinds" => {
                 let mut kinds = Vec::new();
                 for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -569,6 +578,7 @@ impl SimConfig {
             ("workload.leader_bias", w.leader_bias.to_string()),
             ("workload.max_batch", w.max_batch.to_string()),
             ("workload.reads_per_tick", w.reads_per_tick.to_string()),
+            ("workload.keys", w.keys.to_string()),
         ];
         for (k, v) in sets {
             out.push_str(&format!(" --set {k}={v}"));
@@ -646,8 +656,17 @@ impl fmt::Display for SimConfig {
         )?;
         write!(
             f,
-            "workload: {:.2} proposals/tick, {:.2} reads/tick, leader bias {:.2}, batch <= {}; snapshot every {} applied entries (chunks of {} bytes)",
-            w.proposals_per_tick, w.reads_per_tick, w.leader_bias, w.max_batch, self.snapshot_every, c.snapshot_chunk_bytes
+            "workload: {:.2} proposals/tick, {:.2} reads/tick ({}), leader bias {:.2}, batch <= {}; snapshot every {} applied entries (chunks of {} bytes)",
+            w.proposals_per_tick,
+            w.reads_per_tick,
+            match w.keys {
+                0 => "whole state".to_string(),
+                k => format!("one of {k} keys"),
+            },
+            w.leader_bias,
+            w.max_batch,
+            self.snapshot_every,
+            c.snapshot_chunk_bytes
         )?;
         if !self.disabled_invariants.is_empty() {
             write!(f, "\ndisabled invariants: {:?}", self.disabled_invariants)?;

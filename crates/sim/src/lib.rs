@@ -106,5 +106,8 @@ pub fn planted_bugs() -> Vec<&'static str> {
     if cfg!(raft_bug = "no-deferred-commit") {
         v.push("no-deferred-commit");
     }
+    if cfg!(raft_bug = "inherited-read-in-limbo") {
+        v.push("inherited-read-in-limbo");
+    }
     v
 }

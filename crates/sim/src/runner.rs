@@ -224,8 +224,8 @@ impl fmt::Display for Summary {
         if self.counts.reads_leased > 0 {
             writeln!(
                 f,
-                "                 {} taken under a leader's lease (no heartbeat round)",
-                self.counts.reads_leased
+                "                 {} taken under a leader's lease (no heartbeat round), {} inherited past a limbo range",
+                self.counts.reads_leased, self.counts.reads_inherited
             )?;
         }
         writeln!(f, "messages:        {}", self.counts.messages)?;

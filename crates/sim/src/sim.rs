@@ -104,6 +104,10 @@ pub struct Counters {
     pub reads_answered: u64,
     /// Reads a leader took under its lease, without a heartbeat round (lease mode).
     pub reads_leased: u64,
+    /// Of those, reads of one key a new leader answered under the lease it inherited,
+    /// while limbo entries (none touching the key) were pending
+    /// ([`raft_core::RaftCore::lease_read_for`]).
+    pub reads_inherited: u64,
     /// Messages sent.
     pub messages: u64,
     /// Faults injected.
@@ -122,6 +126,7 @@ impl Counters {
         self.reads += o.reads;
         self.reads_answered += o.reads_answered;
         self.reads_leased += o.reads_leased;
+        self.reads_inherited += o.reads_inherited;
         self.messages += o.messages;
         self.faults.add(&o.faults);
     }

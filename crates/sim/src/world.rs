@@ -121,6 +121,22 @@ pub fn decode_snapshot(data: &[u8]) -> Option<(Index, u64)> {
     (data.len() == 16).then(|| (u64::from_le_bytes(index), u64::from_le_bytes(digest)))
 }
 
+/// The key a simulated read asks for: `key` of `keys` (command `c` writes key `c % keys`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadKey {
+    /// The key read.
+    pub key: u64,
+    /// How many keys the store has (never 0).
+    pub keys: u64,
+}
+
+impl ReadKey {
+    /// Whether the command `data` writes this key.
+    pub fn touches(&self, data: &[u8]) -> bool {
+        crate::sim::decode_cmd(data).is_some_and(|c| c % self.keys == self.key)
+    }
+}
+
 /// An entry known to be committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chosen {
@@ -208,6 +224,16 @@ impl Ledger {
             let d = digest_step(self.digests[i - 1], &e);
             self.digests.push(d);
         }
+    }
+
+    /// The highest index up to `upto` known committed whose command writes `key` (0 when
+    /// none). Indices not known committed count as not writing it: a read is then held
+    /// to less, never to more, than it must see.
+    pub fn last_write(&self, key: ReadKey, upto: Index) -> Index {
+        (1..=upto.min(self.max_index()))
+            .rev()
+            .find(|&i| self.get(i).is_some_and(|c| key.touches(&c.data)))
+            .unwrap_or(0)
     }
 
     /// Highest index known committed (0 when none).

@@ -41,6 +41,26 @@ fn lease_bug_settings(cfg: &mut SimConfig) {
     cfg.swarm = false;
 }
 
+/// Lease mode as an inherited read needs it: reads of one of 4 keys, mostly at the
+/// leader; a lease of 99 ms with an exact clock; election timeouts of 10-12 ticks on
+/// timers up to 45% fast, so that a new leader is often elected while the entry at its
+/// commit index still grants a lease, with the deposed leader's entries in limbo.
+fn inherited_read_settings(cfg: &mut SimConfig) {
+    for (k, v) in [
+        ("network.lease_us", "99000"),
+        ("network.clock_uncertainty_us", "0"),
+        ("network.drift_ppm", "450000"),
+        ("workload.reads_per_tick", "2"),
+        ("workload.leader_bias", "0.9"),
+        ("workload.proposals_per_tick", "2"),
+        ("core.election_timeout_max", "12"),
+        ("workload.keys", "4"),
+    ] {
+        cfg.set(k, v).expect("valid setting");
+    }
+    cfg.swarm = false;
+}
+
 /// The default settings, with the invariants named in `RAFT_SIM_DISABLE` switched off
 /// (and lease mode when a planted lease bug is built in).
 fn settings(check_liveness: bool) -> SimConfig {
@@ -48,6 +68,9 @@ fn settings(check_liveness: bool) -> SimConfig {
     let bugs = planted_bugs();
     if bugs.contains(&"no-deferred-commit") || bugs.contains(&"lease-ignores-uncertainty") {
         lease_bug_settings(&mut cfg);
+    }
+    if bugs.contains(&"inherited-read-in-limbo") {
+        inherited_read_settings(&mut cfg);
     }
     cfg
 }
@@ -128,7 +151,8 @@ fn every_seed_is_live_within_budget() {
 }
 
 /// Lease mode (the swarm's draw around a 55 ms lease with 44 ms of clock uncertainty,
-/// and the planted lease bugs' settings): no invariant breaks, liveness included.
+/// and the planted lease bugs' settings, inherited reads of one key included): no
+/// invariant breaks, liveness included.
 #[test]
 fn lease_mode_is_safe_and_live_within_budget() {
     if !planted_bugs().is_empty() {
@@ -141,12 +165,18 @@ fn lease_mode_is_safe_and_live_within_budget() {
         .expect("valid");
     let mut harsh = base_settings(true);
     lease_bug_settings(&mut harsh);
-    for cfg in [swarm, harsh] {
+    let mut inherited = base_settings(true);
+    inherited_read_settings(&mut inherited);
+    for cfg in [swarm, harsh, inherited] {
         let (summary, reports) = sweep(&cfg, 0..LEASE_BUDGET, false);
         println!("lease budget:\n{summary}");
         assert!(
             summary.counts.reads_leased > 0,
             "no read was taken under a lease"
+        );
+        assert!(
+            cfg.workload.keys == 0 || cfg.swarm || summary.counts.reads_inherited > 0,
+            "no read was answered under an inherited lease past a limbo range"
         );
         if summary.violations() > 0 {
             fail_with("lease mode", &summary, &reports);

@@ -187,7 +187,14 @@ impl<R: RngCore> RaftCore<R> {
         // or duplicated snapshot must never roll the service back.
         #[cfg(not(raft_bug = "install-stale-snapshot"))]
         if meta.index <= self.commit {
-            self.incoming = None;
+            // A delayed chunk of an older transfer must not cut short a newer one under way.
+            if self
+                .incoming
+                .as_ref()
+                .is_some_and(|inc| inc.meta.index <= self.commit)
+            {
+                self.incoming = None;
+            }
             reply(self, offset + data.len() as u64, true);
             return;
         }

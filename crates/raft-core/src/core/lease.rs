@@ -19,7 +19,7 @@
 
 use super::RaftCore;
 use crate::config::ReadMode;
-use crate::types::{Entry, Index, Role, Term};
+use crate::types::{Entry, EntryKind, Index, Role, Term};
 use rand_core::RngCore;
 
 /// What a leader may answer at once under its lease (see [`RaftCore::lease_read`]).
@@ -219,6 +219,23 @@ impl<R: RngCore> RaftCore<R> {
             index: self.commit,
             limbo: (self.commit < i.last_prior).then_some((self.commit + 1, i.last_prior)),
         })
+    }
+
+    /// The index at which the leader may answer at once a read that depends only on what
+    /// `touches` names (a key, a range), under its own lease or an inherited one; `None`
+    /// when no lease covers it (then the read goes through
+    /// [`read_index`](Self::read_index)). `touches` gets the payload of every command in
+    /// the [`limbo`](Self::limbo) range: one that touches what the read depends on may
+    /// still commit or vanish, so the read cannot be answered from before it.
+    pub fn lease_read_for(&self, touches: impl Fn(&[u8]) -> bool) -> Option<Index> {
+        let lease = self.lease_read()?;
+        // The planted bug skips the check: an inherited read of a key in limbo.
+        let touched = !cfg!(raft_bug = "inherited-read-in-limbo")
+            && self
+                .limbo_entries()
+                .iter()
+                .any(|e| e.kind == EntryKind::Command && !e.data.is_empty() && touches(&e.data));
+        (!touched).then_some(lease.index)
     }
 
     /// The read index under this leader's own lease, for a read of any key.

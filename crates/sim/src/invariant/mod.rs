@@ -18,7 +18,7 @@ use safety::{
 };
 
 use crate::config::{Micros, SimConfig};
-use crate::world::{Recorded, World};
+use crate::world::{ReadKey, Recorded, World};
 use raft_core::{Entry, Envelope, HardState, Index, Snapshot, Term};
 use std::fmt;
 
@@ -130,6 +130,8 @@ pub enum Observation<'a> {
         node: usize,
         /// The read's id.
         ctx: u64,
+        /// The key it reads, or `None` for the whole state machine.
+        key: Option<ReadKey>,
     },
     /// `node` answered read `ctx` from its state machine at index `applied`.
     ReadAnswered {

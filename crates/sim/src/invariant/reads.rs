@@ -1,4 +1,4 @@
-//! Reads (ReadIndex) against the committed log, at each read's real-time interval.
+//! Reads (ReadIndex, leases) against the committed log, at each read's real-time interval.
 
 use super::{id, Invariant, Observation};
 use crate::world::World;
@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 /// write acknowledged to a client was committed on the node that acknowledged it).
 /// The state a read returns is the answering node's state machine at its applied index,
 /// whose content `state-machine-safety` already ties to the ledger; here only the index
-/// is checked against the interval.
+/// is checked against the interval. A read of one key must see only the writes of that
+/// key committed before it began: an inherited lease read may be answered from before a
+/// limbo entry that writes another key.
 #[derive(Default)]
 pub(crate) struct LinearizableRead {
     /// Read id -> highest index known committed when it began.
@@ -25,8 +27,10 @@ impl Invariant for LinearizableRead {
 
     fn observe(&mut self, world: &World, obs: &Observation<'_>) -> Result<(), String> {
         match *obs {
-            Observation::ReadStarted { ctx, .. } => {
-                self.started.insert(ctx, world.ledger.max_index());
+            Observation::ReadStarted { ctx, key, .. } => {
+                let max = world.ledger.max_index();
+                let must_see = key.map_or(max, |k| world.ledger.last_write(k, max));
+                self.started.insert(ctx, must_see);
             }
             Observation::ReadAnswered { node, ctx, applied } => {
                 let Some(must_see) = self.started.remove(&ctx) else {
@@ -35,7 +39,8 @@ impl Invariant for LinearizableRead {
                 if applied < must_see {
                     return Err(format!(
                         "n{} answered read r{ctx} from its state at index {applied}, but \
-                         index {must_see} was committed before the read began (stale read)",
+                         index {must_see} (which writes what it reads) was committed before \
+                         the read began (stale read)",
                         id(node)
                     ));
                 }

@@ -7,6 +7,7 @@ use crate::config::Micros;
 use crate::event::Event;
 use crate::invariant::{Observation, Violation};
 use crate::trace::{ReadStage, TraceKind};
+use crate::world::ReadKey;
 use raft_core::{FailedRead, NodeId, ReadState};
 use rand::Rng;
 
@@ -36,19 +37,40 @@ impl Simulator {
         let ctx = self.next_read;
         self.next_read += 1;
         self.stats.counts.reads += 1;
+        let keys = u64::from(self.cfg.workload.keys);
+        let key = (keys > 0).then(|| ReadKey {
+            key: self.rng.gen_range(0..keys),
+            keys,
+        });
         self.flush_unsent(node)?;
-        let must_see = self.world.ledger.max_index();
+        let max = self.world.ledger.max_index();
+        let must_see = key.map_or(max, |k| self.world.ledger.last_write(k, max));
         self.set_clock(node);
-        self.observe(Observation::ReadStarted { node, ctx })?;
-        let asked = match self.world.nodes[node].core.as_mut() {
-            Some(core) => {
-                if core.lease_read().is_some_and(|l| l.limbo.is_none()) {
-                    self.stats.counts.reads_leased += 1;
+        self.observe(Observation::ReadStarted { node, ctx, key })?;
+        let (leased, asked) = match self.world.nodes[node].core.as_mut() {
+            // A keyed read is answered at once under any lease that covers its key
+            // (inherited ones included); the others under the leader's own lease, inside
+            // `read_index`.
+            Some(core) => match key.and_then(|k| core.lease_read_for(|data| k.touches(data))) {
+                Some(index) => {
+                    if core.limbo().is_some() {
+                        self.stats.counts.reads_inherited += 1;
+                    }
+                    (Some(index), true)
                 }
-                core.read_index(ctx).is_ok()
-            }
-            None => false,
+                None => {
+                    let own = core.lease_read().is_some_and(|l| l.limbo.is_none());
+                    if own && key.is_none() {
+                        self.stats.counts.reads_leased += 1;
+                    }
+                    (None, core.read_index(ctx).is_ok())
+                }
+            },
+            None => (None, false),
         };
+        if leased.is_some() {
+            self.stats.counts.reads_leased += 1;
+        }
         let stage = if asked {
             ReadStage::Asked { must_see }
         } else {
@@ -61,6 +83,15 @@ impl Simulator {
         });
         if !asked {
             return self.observe(Observation::ReadFailed { ctx });
+        }
+        if let Some(index) = leased {
+            self.record(TraceKind::Read {
+                node: node as NodeId + 1,
+                ctx,
+                stage: ReadStage::Confirmed { index },
+            });
+            self.world.nodes[node].reads.push((ctx, index));
+            return self.answer_reads(node);
         }
         self.after_input(node)
     }
