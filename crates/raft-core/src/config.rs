@@ -145,7 +145,10 @@ impl CoreConfig {
             ));
         }
         let timeout = u64::from(self.election_timeout_min).saturating_mul(units_per_tick);
-        if duration.saturating_add(uncertainty) >= timeout {
+        // The planted bug accepts any lease, however long.
+        if duration.saturating_add(uncertainty) >= timeout
+            && !cfg!(raft_bug = "lease-longer-than-timeout")
+        {
             return bad(format!(
                 "lease duration ({duration}) + uncertainty ({uncertainty}) must be below the \
                  election timeout ({} ticks of {units_per_tick} = {timeout})",

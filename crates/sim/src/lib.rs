@@ -109,5 +109,8 @@ pub fn planted_bugs() -> Vec<&'static str> {
     if cfg!(raft_bug = "inherited-read-in-limbo") {
         v.push("inherited-read-in-limbo");
     }
+    if cfg!(raft_bug = "lease-longer-than-timeout") {
+        v.push("lease-longer-than-timeout");
+    }
     v
 }

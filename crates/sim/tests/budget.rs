@@ -72,6 +72,15 @@ fn settings(check_liveness: bool) -> SimConfig {
     if bugs.contains(&"inherited-read-in-limbo") {
         inherited_read_settings(&mut cfg);
     }
+    if bugs.contains(&"lease-longer-than-timeout") {
+        // A lease of 10 s against a 100 ms election timeout, which a correct core
+        // refuses. Safety does not suffer (a new leader defers its commits until the
+        // lease ends); availability does, so this bug is caught by the liveness check.
+        cfg.set("network.lease_us", "10000000")
+            .expect("valid setting");
+        cfg.swarm = false;
+        cfg.check_liveness = true;
+    }
     cfg
 }
 
