@@ -11,7 +11,10 @@ use crate::{cmd, Cluster, RunOptions, Summary};
 use futures::FutureExt;
 use raft::{Config, Membership, NodeId, RaftError};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// The test's clock: virtual time in the default suite, so that every deadline is a
+// function of the seed, not of the machine's speed.
+use tokio::time::Instant;
 
 /// The membership tests.
 pub fn tests() -> Vec<Test> {
@@ -65,6 +68,21 @@ pub fn tests() -> Vec<Test> {
             name: "a joint change interrupted by a leader crash",
             part: "member",
             run: |o| change_interrupted(o).boxed(),
+        },
+        Test {
+            name: "replace all three at once (joint consensus)",
+            part: "member",
+            run: |o| replace_all_joint(o).boxed(),
+        },
+        Test {
+            name: "transfer to a dead node aborts",
+            part: "member",
+            run: |o| transfer_to_dead(o).boxed(),
+        },
+        Test {
+            name: "a removed server with a high term does not disrupt",
+            part: "member",
+            run: |o| removed_high_term(o).boxed(),
         },
     ]
 }
@@ -406,5 +424,123 @@ pub async fn replace_one_by_one(opts: RunOptions) -> Summary {
     }
     load(&c, &mut x, 3).await;
     check_voters(&mut c, &[3, 4, 5]).await;
+    c.end()
+}
+
+/// Voters {0,1,2} move to the disjoint {3,4,5} in one joint change (the three new
+/// servers added as learners first), commands committing before and after; the old
+/// servers are then crashed and the new cluster commits alone, with a leader of its own.
+pub async fn replace_all_joint(opts: RunOptions) -> Summary {
+    let mut c = Cluster::with_members(6, 3, false, false, opts, Config::default());
+    c.begin("Test (member): replace all three at once (joint consensus)");
+    let mut x = 0;
+    load(&c, &mut x, 3).await;
+    for id in [3, 4, 5] {
+        change(&mut c, Op::AddLearner(id)).await;
+    }
+    load(&c, &mut x, 6).await;
+    let m = change(&mut c, Op::Voters(vec![3, 4, 5])).await;
+    assert_eq!(voters(&m), vec![3, 4, 5]);
+    assert!(m.learners.is_empty(), "the old voters left: {m:?}");
+    load(&c, &mut x, 3).await;
+    for old in 0..3 {
+        c.crash1(old);
+    }
+    load(&c, &mut x, 3).await;
+    let leader = c.check_one_leader().await;
+    assert!(leader >= 3, "leader {leader} is one of the new voters");
+    check_voters(&mut c, &[3, 4, 5]).await;
+    c.end()
+}
+
+/// A transfer to a crashed voter: the leader refuses proposals while it tries, gives
+/// up after an election timeout (not before the minimum one), and leads on in the same
+/// term, committing with the two live servers; the dead one catches up when restarted.
+pub async fn transfer_to_dead(opts: RunOptions) -> Summary {
+    let n = 3;
+    let config = Config::default();
+    let min = config.election_timeout_min;
+    let mut c = Cluster::with_config(n, false, false, opts, config);
+    c.begin("Test (member): transfer to a dead node aborts");
+    c.one(cmd(1), n, true).await;
+    let leader = c.check_one_leader().await;
+    let (term, _) = c.state(leader).expect("alive");
+    let dead = (leader + 1) % n;
+    c.crash1(dead);
+    let raft = c.raft(leader).cloned().expect("alive");
+    let t0 = Instant::now();
+    let transfer = tokio::spawn(async move { raft.transfer_leader(dead as NodeId).await });
+    c.sleep_ms(50).await;
+    assert!(
+        c.start(leader, cmd(2)).await.is_none(),
+        "the leader took a proposal during the transfer"
+    );
+    match transfer.await {
+        Ok(Err(RaftError::TransferFailed(t))) if t == dead as NodeId => {}
+        other => panic!("a transfer to a dead node must fail, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= min && took < Duration::from_secs(5),
+        "the transfer was abandoned after {took:?}, not after an election timeout"
+    );
+    assert_eq!(
+        c.state(leader),
+        Some((term, true)),
+        "the old leader leads on in its term"
+    );
+    c.one(cmd(3), n - 1, true).await;
+    assert_eq!(c.state(leader), Some((term, true)), "and commits in it");
+    c.start1(dead);
+    c.connect(dead);
+    c.one(cmd(4), n, true).await;
+    c.end()
+}
+
+/// A voter is cut off and removed while away (it never hears of it). Without pre-vote
+/// its elections raise its term far above the cluster's; when it comes back its vote
+/// requests must not depose the leader (check-quorum's stickiness: servers that hear
+/// from a leader ignore them) and the cluster's term and leader stay the same.
+pub async fn removed_high_term(opts: RunOptions) -> Summary {
+    let n = 5;
+    let config = Config {
+        pre_vote: false,
+        ..Config::default()
+    };
+    let mut c = Cluster::with_config(n, false, false, opts, config);
+    c.begin("Test (member): a removed server with a high term does not disrupt");
+    c.one(cmd(1), n, true).await;
+    let leader = c.check_one_leader().await;
+    let removed = (leader + 1) % n;
+    c.disconnect(removed);
+    let rest: Vec<NodeId> = (0..n as NodeId)
+        .filter(|&i| i != removed as NodeId)
+        .collect();
+    let m = change(&mut c, Op::Voters(rest.clone())).await;
+    assert_eq!(voters(&m), rest);
+    c.one(cmd(2), n - 1, true).await;
+    let leader = c.check_one_leader().await;
+    let (term, _) = c.state(leader).expect("alive");
+    // Away, it campaigns again and again.
+    c.sleep_ms(3000).await;
+    let (away_term, _) = c.state(removed).expect("alive");
+    assert!(
+        away_term > term + 1,
+        "the removed server's term ({away_term}) did not rise above the cluster's ({term})"
+    );
+    c.connect(removed);
+    for x in 3..8 {
+        c.one(cmd(x), n - 1, true).await;
+        c.sleep_ms(300).await;
+        assert_eq!(
+            c.state(leader),
+            Some((term, true)),
+            "the leader was disturbed by the removed server"
+        );
+    }
+    for i in (0..n).filter(|&i| i != removed) {
+        let (t, _) = c.state(i).expect("alive");
+        assert_eq!(t, term, "server {i} moved to another term");
+    }
     c.end()
 }
