@@ -7,6 +7,7 @@
 //! configuration, never campaigning) until a change brings them in.
 
 use super::Test;
+use crate::member_ops::{achieved, attempt, retryable, MemberOp as Op};
 use crate::{cmd, Cluster, RunOptions, Summary};
 use futures::FutureExt;
 use raft::{Config, Membership, NodeId, RaftError};
@@ -87,16 +88,8 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-/// One membership operation, sent to whichever peer leads.
-#[derive(Clone, Debug)]
-enum Op {
-    AddLearner(NodeId),
-    Voters(Vec<NodeId>),
-    Transfer(NodeId),
-}
-
 /// Carries out `op` on the leader, retrying while there is none, it changes, or a change
-/// is still in flight; fails after 10 s or on any other error.
+/// is still in flight, until it has taken effect; fails after 10 s or on any other error.
 async fn change(c: &mut Cluster, op: Op) -> Membership {
     let t0 = Instant::now();
     loop {
@@ -108,33 +101,16 @@ async fn change(c: &mut Cluster, op: Op) -> Membership {
         let Some(raft) = c.raft(leader).cloned() else {
             continue;
         };
-        let result = match &op {
-            Op::AddLearner(id) => raft.add_learner(*id).await,
-            Op::Voters(v) => raft.change_membership(v.iter().copied()).await,
-            Op::Transfer(id) => raft
-                .transfer_leader(*id)
-                .await
-                .map(|()| Membership::default()),
+        let Ok(status) = raft.membership().await else {
+            continue;
         };
-        match result {
+        // A retried change that already happened: done.
+        if achieved(leader as NodeId, &status, &op) {
+            return status.membership;
+        }
+        match attempt(&raft, &op).await {
             Ok(m) => return m,
-            // A retried change that already happened: done.
-            Err(RaftError::Membership(raft::MembershipError::Duplicate(_))) => {
-                return c
-                    .raft(leader)
-                    .expect("alive")
-                    .membership()
-                    .await
-                    .expect("alive")
-                    .membership
-            }
-            Err(
-                RaftError::NotLeader { .. }
-                | RaftError::ChangeInProgress
-                | RaftError::ChangeAbandoned
-                | RaftError::TransferFailed(_)
-                | RaftError::Busy(_),
-            ) => c.sleep_ms(100).await,
+            Err(e) if retryable(&e) => c.sleep_ms(100).await,
             Err(e) => panic!("{op:?} failed: {e}"),
         }
     }
@@ -179,14 +155,14 @@ pub async fn grow(opts: RunOptions) -> Summary {
         change(&mut c, Op::AddLearner(id)).await;
         load(&c, &mut x, 1).await;
     }
-    let m = change(&mut c, Op::Voters(vec![0, 1, 2])).await;
+    let m = change(&mut c, Op::voters(vec![0, 1, 2])).await;
     assert_eq!(voters(&m), vec![0, 1, 2]);
     load(&c, &mut x, 3).await;
     for id in [3, 4] {
         change(&mut c, Op::AddLearner(id)).await;
         load(&c, &mut x, 3).await;
     }
-    change(&mut c, Op::Voters(vec![0, 1, 2, 3, 4])).await;
+    change(&mut c, Op::voters(vec![0, 1, 2, 3, 4])).await;
     load(&c, &mut x, 5).await;
     check_voters(&mut c, &[0, 1, 2, 3, 4]).await;
     c.end()
@@ -201,7 +177,7 @@ pub async fn replace_joint(opts: RunOptions) -> Summary {
     change(&mut c, Op::AddLearner(3)).await;
     change(&mut c, Op::AddLearner(4)).await;
     c.one(cmd(2), 5, true).await;
-    let m = change(&mut c, Op::Voters(vec![0, 3, 4])).await;
+    let m = change(&mut c, Op::voters(vec![0, 3, 4])).await;
     assert_eq!(voters(&m), vec![0, 3, 4]);
     c.disconnect(1);
     c.disconnect(2);
@@ -218,7 +194,7 @@ pub async fn remove_leader(opts: RunOptions) -> Summary {
     c.one(cmd(1), 3, true).await;
     let leader = c.check_one_leader().await;
     let rest: Vec<NodeId> = (0..3).filter(|&i| i != leader as NodeId).collect();
-    let m = change(&mut c, Op::Voters(rest.clone())).await;
+    let m = change(&mut c, Op::voters(rest.clone())).await;
     assert_eq!(voters(&m), rest);
     c.sleep_ms(1500).await;
     let new_leader = c.check_one_leader().await;
@@ -280,7 +256,7 @@ pub async fn learner_snapshot(opts: RunOptions) -> Summary {
         c.snapshots_applied() > 0,
         "the learner installed a snapshot"
     );
-    let m = change(&mut c, Op::Voters(vec![0, 1, 2, 3])).await;
+    let m = change(&mut c, Op::voters(vec![0, 1, 2, 3])).await;
     assert_eq!(voters(&m), vec![0, 1, 2, 3]);
     c.one(cmd(41), 4, true).await;
     c.end()
@@ -291,7 +267,7 @@ pub async fn shrink(opts: RunOptions) -> Summary {
     let mut c = Cluster::new(5, false, opts);
     c.begin("Test (member): shrink 5 -> 3");
     c.one(cmd(1), 5, true).await;
-    let m = change(&mut c, Op::Voters(vec![0, 1, 2])).await;
+    let m = change(&mut c, Op::voters(vec![0, 1, 2])).await;
     assert_eq!(voters(&m), vec![0, 1, 2]);
     c.disconnect(3);
     c.disconnect(4);
@@ -312,7 +288,7 @@ pub async fn add_with_minority_partitioned(opts: RunOptions) -> Summary {
     change(&mut c, Op::AddLearner(3)).await;
     c.one(cmd(2), 3, true).await;
     let mut want: Vec<NodeId> = vec![0, 1, 2, 3];
-    let m = change(&mut c, Op::Voters(want.clone())).await;
+    let m = change(&mut c, Op::voters(want.clone())).await;
     assert_eq!(voters(&m), want);
     c.one(cmd(3), 3, true).await;
     c.connect(cut);
@@ -415,7 +391,7 @@ pub async fn replace_one_by_one(opts: RunOptions) -> Summary {
             .await
             .expect("added");
         load(&c, &mut x, 3).await;
-        let m = change(&mut c, Op::Voters((old + 1..=new).collect())).await;
+        let m = change(&mut c, Op::voters(old + 1..=new)).await;
         assert!(!m.is_voter(old));
         load(&c, &mut x, 3).await;
     }
@@ -439,7 +415,7 @@ pub async fn replace_all_joint(opts: RunOptions) -> Summary {
         change(&mut c, Op::AddLearner(id)).await;
     }
     load(&c, &mut x, 6).await;
-    let m = change(&mut c, Op::Voters(vec![3, 4, 5])).await;
+    let m = change(&mut c, Op::voters(vec![3, 4, 5])).await;
     assert_eq!(voters(&m), vec![3, 4, 5]);
     assert!(m.learners.is_empty(), "the old voters left: {m:?}");
     load(&c, &mut x, 3).await;
@@ -516,7 +492,7 @@ pub async fn removed_high_term(opts: RunOptions) -> Summary {
     let rest: Vec<NodeId> = (0..n as NodeId)
         .filter(|&i| i != removed as NodeId)
         .collect();
-    let m = change(&mut c, Op::Voters(rest.clone())).await;
+    let m = change(&mut c, Op::voters(rest.clone())).await;
     assert_eq!(voters(&m), rest);
     c.one(cmd(2), n - 1, true).await;
     let leader = c.check_one_leader().await;
