@@ -1,8 +1,10 @@
 //! The key/value service while its cluster changes membership (issue 13): clients keep
 //! appending to their keys and reading them back while servers are added (as learners,
 //! caught up, promoted), removed (the leader too), replaced one by one or all at once
-//! (joint consensus to disjoint servers), and leadership is handed to every voter in
-//! turn — over a lossy network, with a server crashed and restarted every second or so.
+//! (joint consensus to disjoint servers), a joint change is interrupted by the crash of
+//! its leader, a server is added while a voter is cut off, and leadership is handed to
+//! every voter in turn — over a lossy network, with a server crashed and restarted every
+//! second or so.
 //! Removed servers are shut down for good where the plan says so, and the clients then
 //! read every token they were told was written from the servers that remain: no
 //! acknowledged write is lost. Every history is checked for linearizability.
@@ -38,6 +40,14 @@ enum Step {
     Remove(usize),
     /// Remove the server that leads when the step begins.
     RemoveLeader,
+    /// Propose moving the voters to these on the leader, crash the leader right after,
+    /// then drive the change to its end on whichever server leads next (which finished
+    /// it, or never had it).
+    InterruptedVoters(&'static [usize]),
+    /// Cut a voter that does not lead off from the other servers.
+    IsolateFollower,
+    /// Reconnect the isolated servers.
+    Heal,
     /// Hand leadership to every voter in turn.
     TransferRound,
     /// Shut these removed servers down for good.
@@ -160,6 +170,31 @@ async fn run_step(cfg: &mut KvCluster, faults: &mut Faults, step: Step) {
             cfg.member_op(faults, MemberOp::Remove(leader as NodeId))
                 .await;
         }
+        Step::InterruptedVoters(v) => {
+            let leader = cfg.await_leader(faults).await;
+            if let Some(kv) = cfg.server(leader).cloned() {
+                let want = ids(v);
+                let proposal = tokio::spawn(async move { kv.change_membership(want).await });
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                cfg.crash_now(faults, leader);
+                // Whatever it answers (most likely that it was killed).
+                let _ = proposal.await;
+            }
+            let m = cfg.member_op(faults, MemberOp::voters(ids(v))).await;
+            assert_eq!(m.voters, ids(v).into_iter().collect(), "{step:?}");
+        }
+        Step::IsolateFollower => {
+            let leader = cfg.await_leader(faults).await;
+            let m = cfg.settled_membership(faults).await;
+            let follower = m
+                .voters
+                .iter()
+                .map(|&id| id as usize)
+                .find(|&i| i != leader)
+                .expect("another voter");
+            cfg.isolate(faults, follower);
+        }
+        Step::Heal => cfg.heal(faults),
         Step::TransferRound => {
             let m = cfg.settled_membership(faults).await;
             for id in m.voters {
@@ -239,6 +274,26 @@ churn_tests! {
         steps: &[Step::RemoveLeader, Step::RemoveLeader],
         final_voters: None,
         final_count: 3,
+        maxraftstate: None,
+    };
+    interrupted_member => "membership: a joint change interrupted by a leader crash", Plan {
+        servers: 5,
+        initial: 3,
+        steps: &[
+            Step::Learners(&[3, 4]),
+            Step::InterruptedVoters(&[2, 3, 4]),
+            Step::Stop(&[0, 1]),
+        ],
+        final_voters: Some(&[2, 3, 4]),
+        final_count: 3,
+        maxraftstate: None,
+    };
+    minority_partitioned_member => "membership: add a server while a minority is partitioned", Plan {
+        servers: 4,
+        initial: 3,
+        steps: &[Step::IsolateFollower, Step::AddVoter(3), Step::Heal],
+        final_voters: Some(&[0, 1, 2, 3]),
+        final_count: 4,
         maxraftstate: None,
     };
     transfer_member => "membership: transfer leadership to every voter, twice", Plan {

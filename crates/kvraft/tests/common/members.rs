@@ -23,13 +23,15 @@ const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 const CATCH_UP: Duration = Duration::from_secs(3);
 
 /// Crashes and restarts of servers while the test waits: one server down at a time,
-/// down for 0.3-1 s, then up for 0.5-1.5 s; servers shut down for good stay down.
+/// down for 0.3-1 s, then up for 0.5-1.5 s; servers shut down for good stay down, and
+/// isolated servers stay cut off from the others when they restart.
 #[derive(Debug)]
 pub struct Faults {
     on: bool,
     down: Option<usize>,
     next: Instant,
     stopped: BTreeSet<usize>,
+    isolated: BTreeSet<usize>,
     /// Crashes so far.
     pub crashes: u64,
 }
@@ -42,6 +44,7 @@ impl Faults {
             down: None,
             next: Instant::now() + Duration::from_millis(500),
             stopped: BTreeSet::new(),
+            isolated: BTreeSet::new(),
             crashes: 0,
         }
     }
@@ -110,11 +113,7 @@ impl KvCluster {
         let now = Instant::now();
         match f.down.take() {
             Some(i) => {
-                if !f.stopped.contains(&i) {
-                    self.start_server(i);
-                    let all = self.all();
-                    self.connect(i, &all);
-                }
+                self.restart(f, i);
                 f.next = now + Duration::from_millis(self.rng.gen_range(500..1500));
             }
             None => {
@@ -132,15 +131,59 @@ impl KvCluster {
         }
     }
 
+    /// Restarts server `i` (unless it was stopped for good) and links it to every server
+    /// that is not isolated (to none if it is).
+    fn restart(&mut self, f: &Faults, i: usize) {
+        if f.stopped.contains(&i) {
+            return;
+        }
+        self.start_server(i);
+        if !f.isolated.contains(&i) {
+            let peers: Vec<usize> = self
+                .all()
+                .into_iter()
+                .filter(|j| !f.isolated.contains(j))
+                .collect();
+            self.connect(i, &peers);
+        }
+    }
+
+    /// Crashes server `i` now, as the faults' one server down (the one they had down,
+    /// if another, is restarted first); it comes back after 0.3-1 s like any other.
+    pub fn crash_now(&mut self, f: &mut Faults, i: usize) {
+        match f.down.take() {
+            Some(j) if j != i => self.restart(f, j),
+            _ => {}
+        }
+        self.shutdown_server(i);
+        f.down = Some(i);
+        f.crashes += 1;
+        f.next = Instant::now() + Duration::from_millis(self.rng.gen_range(300..1000));
+    }
+
+    /// Cuts server `i` off from every other server (clients still reach it), also
+    /// across its restarts, until [`heal`](Self::heal).
+    pub fn isolate(&mut self, f: &mut Faults, i: usize) {
+        f.isolated.insert(i);
+        let all = self.all();
+        self.disconnect(i, &all);
+    }
+
+    /// Reconnects the isolated servers that run.
+    pub fn heal(&mut self, f: &mut Faults) {
+        let all = self.all();
+        for i in std::mem::take(&mut f.isolated) {
+            if self.servers[i].is_some() {
+                self.connect(i, &all);
+            }
+        }
+    }
+
     /// Stops the faults and restarts the server they left down, if any.
     pub fn end_faults(&mut self, f: &mut Faults) {
         f.on = false;
         if let Some(i) = f.down.take() {
-            if !f.stopped.contains(&i) {
-                self.start_server(i);
-                let all = self.all();
-                self.connect(i, &all);
-            }
+            self.restart(f, i);
         }
     }
 
