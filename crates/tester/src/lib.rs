@@ -8,6 +8,8 @@
 //!   disconnect, crash and restart.
 //! - [`suite`] holds every scenario as an async function; the integration tests and the
 //!   `classic-suite` binary both run them.
+//! - [`member_ops`] carries out a membership change on whichever peer leads, retrying
+//!   until it has taken effect; the key/value harness drives its changes with it too.
 //! - [`wiring`] connects a peer to the labrpc network (its ends, its transport); the
 //!   key/value harness builds its servers from it too.
 //! - [`run`] runs one scenario on a fresh tokio runtime, in virtual time by default
@@ -27,6 +29,7 @@
 
 mod applier;
 mod cluster;
+pub mod member_ops;
 pub mod persister;
 mod runner;
 pub mod suite;

@@ -14,4 +14,7 @@ classic_tests! {
     shrink_member => "shrink 5 -> 3", s::shrink;
     add_partitioned_member => "add a server while a minority is partitioned", s::add_with_minority_partitioned;
     change_interrupted_member => "a joint change interrupted by a leader crash", s::change_interrupted;
+    replace_all_joint_member => "replace all three at once (joint consensus)", s::replace_all_joint;
+    transfer_to_dead_member => "transfer to a dead node aborts", s::transfer_to_dead;
+    removed_high_term_member => "a removed server with a high term does not disrupt", s::removed_high_term;
 }

@@ -29,6 +29,7 @@
 
 #![allow(dead_code)]
 
+pub mod members;
 pub mod oplog;
 pub mod scenarios;
 
@@ -252,6 +253,9 @@ impl TestClerk {
 /// operations. Every check panics with a readable message and the seed.
 pub struct KvCluster {
     n: usize,
+    /// Servers `0..bootstrap` form the initial cluster; the others are started later as
+    /// joining servers (see [`members`]).
+    bootstrap: usize,
     net: Network,
     opts: RunOptions,
     rng: ChaCha8Rng,
@@ -287,6 +291,24 @@ impl KvCluster {
         opts: RunOptions,
         latency: Latency,
     ) -> Self {
+        let mut cfg = Self::build(n, n, unreliable, max_raft_state, opts, latency);
+        for i in 0..n {
+            cfg.start_server(i);
+        }
+        cfg.connect_all();
+        cfg
+    }
+
+    /// `n` server slots of which none is started yet; `0..bootstrap` will form the
+    /// initial cluster.
+    fn build(
+        n: usize,
+        bootstrap: usize,
+        unreliable: bool,
+        max_raft_state: Option<u64>,
+        opts: RunOptions,
+        latency: Latency,
+    ) -> Self {
         let net = Network::new(opts.seed);
         net.set_reliable(!unreliable);
         net.set_long_delays(false);
@@ -294,8 +316,9 @@ impl KvCluster {
         config.raft.seed = opts.seed;
         config.raft.read_mode = read_mode();
         let now = Instant::now();
-        let mut cfg = KvCluster {
+        KvCluster {
             n,
+            bootstrap: bootstrap.clamp(1, n),
             net,
             opts,
             rng: ChaCha8Rng::seed_from_u64(opts.seed.wrapping_add(1)),
@@ -312,12 +335,7 @@ impl KvCluster {
             t0: now,
             rpcs0: 0,
             ops0: 0,
-        };
-        for i in 0..n {
-            cfg.start_server(i);
         }
-        cfg.connect_all();
-        cfg
     }
 
     /// Number of servers.
@@ -588,6 +606,8 @@ impl KvCluster {
 
     /// (Re)starts server `i` from a copy of its storage, with fresh outgoing ends. Its
     /// links are off until [`connect`](Self::connect) or [`connect_all`](Self::connect_all).
+    /// A server outside the initial cluster starts as a joining one ([`KvServer::join`]),
+    /// restarts included: its storage, if any, holds its configuration.
     pub fn start_server(&mut self, i: usize) {
         self.generation += 1;
         let (names, ends) = peer_ends(&self.net, i, self.n, self.generation);
@@ -598,15 +618,24 @@ impl KvCluster {
         let mut config = self.config.clone();
         config.clock_origin_ms =
             Some(u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX));
-        let peers: Vec<NodeId> = (0..self.n as NodeId).collect();
+        let peers: Vec<NodeId> = (0..self.bootstrap as NodeId).collect();
         let storage = self.store.open(i);
-        let started = with_peer_storage!(storage, |s| KvServer::new(
-            &peers,
-            i as NodeId,
-            s,
-            config,
-            transport
-        ));
+        let started = if i < self.bootstrap {
+            with_peer_storage!(storage, |s| KvServer::new(
+                &peers,
+                i as NodeId,
+                s,
+                config,
+                transport
+            ))
+        } else {
+            with_peer_storage!(storage, |s| KvServer::join(
+                i as NodeId,
+                s,
+                config,
+                transport
+            ))
+        };
         let kv = match started {
             Ok(kv) => kv,
             Err(e) => panic!("cannot start server {i}: {e} (seed {})", self.opts.seed),

@@ -53,7 +53,7 @@ impl Generic {
 /// One client of a generic round: appends unique tokens to its key and reads it back
 /// (each read must equal what it appended), or, with random keys, appends, puts and gets
 /// random keys. Returns how many tokens it wrote.
-async fn client_loop(
+pub async fn client_loop(
     cli: usize,
     mut ck: TestClerk,
     done: Arc<AtomicBool>,

@@ -7,11 +7,15 @@
 //! configuration, never campaigning) until a change brings them in.
 
 use super::Test;
+use crate::member_ops::{achieved, attempt, retryable, MemberOp as Op};
 use crate::{cmd, Cluster, RunOptions, Summary};
 use futures::FutureExt;
 use raft::{Config, Membership, NodeId, RaftError};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// The test's clock: virtual time in the default suite, so that every deadline is a
+// function of the seed, not of the machine's speed.
+use tokio::time::Instant;
 
 /// The membership tests.
 pub fn tests() -> Vec<Test> {
@@ -66,19 +70,26 @@ pub fn tests() -> Vec<Test> {
             part: "member",
             run: |o| change_interrupted(o).boxed(),
         },
+        Test {
+            name: "replace all three at once (joint consensus)",
+            part: "member",
+            run: |o| replace_all_joint(o).boxed(),
+        },
+        Test {
+            name: "transfer to a dead node aborts",
+            part: "member",
+            run: |o| transfer_to_dead(o).boxed(),
+        },
+        Test {
+            name: "a removed server with a high term does not disrupt",
+            part: "member",
+            run: |o| removed_high_term(o).boxed(),
+        },
     ]
 }
 
-/// One membership operation, sent to whichever peer leads.
-#[derive(Clone, Debug)]
-enum Op {
-    AddLearner(NodeId),
-    Voters(Vec<NodeId>),
-    Transfer(NodeId),
-}
-
 /// Carries out `op` on the leader, retrying while there is none, it changes, or a change
-/// is still in flight; fails after 10 s or on any other error.
+/// is still in flight, until it has taken effect; fails after 10 s or on any other error.
 async fn change(c: &mut Cluster, op: Op) -> Membership {
     let t0 = Instant::now();
     loop {
@@ -90,33 +101,16 @@ async fn change(c: &mut Cluster, op: Op) -> Membership {
         let Some(raft) = c.raft(leader).cloned() else {
             continue;
         };
-        let result = match &op {
-            Op::AddLearner(id) => raft.add_learner(*id).await,
-            Op::Voters(v) => raft.change_membership(v.iter().copied()).await,
-            Op::Transfer(id) => raft
-                .transfer_leader(*id)
-                .await
-                .map(|()| Membership::default()),
+        let Ok(status) = raft.membership().await else {
+            continue;
         };
-        match result {
+        // A retried change that already happened: done.
+        if achieved(leader as NodeId, &status, &op) {
+            return status.membership;
+        }
+        match attempt(&raft, &op).await {
             Ok(m) => return m,
-            // A retried change that already happened: done.
-            Err(RaftError::Membership(raft::MembershipError::Duplicate(_))) => {
-                return c
-                    .raft(leader)
-                    .expect("alive")
-                    .membership()
-                    .await
-                    .expect("alive")
-                    .membership
-            }
-            Err(
-                RaftError::NotLeader { .. }
-                | RaftError::ChangeInProgress
-                | RaftError::ChangeAbandoned
-                | RaftError::TransferFailed(_)
-                | RaftError::Busy(_),
-            ) => c.sleep_ms(100).await,
+            Err(e) if retryable(&e) => c.sleep_ms(100).await,
             Err(e) => panic!("{op:?} failed: {e}"),
         }
     }
@@ -161,14 +155,14 @@ pub async fn grow(opts: RunOptions) -> Summary {
         change(&mut c, Op::AddLearner(id)).await;
         load(&c, &mut x, 1).await;
     }
-    let m = change(&mut c, Op::Voters(vec![0, 1, 2])).await;
+    let m = change(&mut c, Op::voters(vec![0, 1, 2])).await;
     assert_eq!(voters(&m), vec![0, 1, 2]);
     load(&c, &mut x, 3).await;
     for id in [3, 4] {
         change(&mut c, Op::AddLearner(id)).await;
         load(&c, &mut x, 3).await;
     }
-    change(&mut c, Op::Voters(vec![0, 1, 2, 3, 4])).await;
+    change(&mut c, Op::voters(vec![0, 1, 2, 3, 4])).await;
     load(&c, &mut x, 5).await;
     check_voters(&mut c, &[0, 1, 2, 3, 4]).await;
     c.end()
@@ -183,7 +177,7 @@ pub async fn replace_joint(opts: RunOptions) -> Summary {
     change(&mut c, Op::AddLearner(3)).await;
     change(&mut c, Op::AddLearner(4)).await;
     c.one(cmd(2), 5, true).await;
-    let m = change(&mut c, Op::Voters(vec![0, 3, 4])).await;
+    let m = change(&mut c, Op::voters(vec![0, 3, 4])).await;
     assert_eq!(voters(&m), vec![0, 3, 4]);
     c.disconnect(1);
     c.disconnect(2);
@@ -200,7 +194,7 @@ pub async fn remove_leader(opts: RunOptions) -> Summary {
     c.one(cmd(1), 3, true).await;
     let leader = c.check_one_leader().await;
     let rest: Vec<NodeId> = (0..3).filter(|&i| i != leader as NodeId).collect();
-    let m = change(&mut c, Op::Voters(rest.clone())).await;
+    let m = change(&mut c, Op::voters(rest.clone())).await;
     assert_eq!(voters(&m), rest);
     c.sleep_ms(1500).await;
     let new_leader = c.check_one_leader().await;
@@ -262,7 +256,7 @@ pub async fn learner_snapshot(opts: RunOptions) -> Summary {
         c.snapshots_applied() > 0,
         "the learner installed a snapshot"
     );
-    let m = change(&mut c, Op::Voters(vec![0, 1, 2, 3])).await;
+    let m = change(&mut c, Op::voters(vec![0, 1, 2, 3])).await;
     assert_eq!(voters(&m), vec![0, 1, 2, 3]);
     c.one(cmd(41), 4, true).await;
     c.end()
@@ -273,7 +267,7 @@ pub async fn shrink(opts: RunOptions) -> Summary {
     let mut c = Cluster::new(5, false, opts);
     c.begin("Test (member): shrink 5 -> 3");
     c.one(cmd(1), 5, true).await;
-    let m = change(&mut c, Op::Voters(vec![0, 1, 2])).await;
+    let m = change(&mut c, Op::voters(vec![0, 1, 2])).await;
     assert_eq!(voters(&m), vec![0, 1, 2]);
     c.disconnect(3);
     c.disconnect(4);
@@ -294,7 +288,7 @@ pub async fn add_with_minority_partitioned(opts: RunOptions) -> Summary {
     change(&mut c, Op::AddLearner(3)).await;
     c.one(cmd(2), 3, true).await;
     let mut want: Vec<NodeId> = vec![0, 1, 2, 3];
-    let m = change(&mut c, Op::Voters(want.clone())).await;
+    let m = change(&mut c, Op::voters(want.clone())).await;
     assert_eq!(voters(&m), want);
     c.one(cmd(3), 3, true).await;
     c.connect(cut);
@@ -397,7 +391,7 @@ pub async fn replace_one_by_one(opts: RunOptions) -> Summary {
             .await
             .expect("added");
         load(&c, &mut x, 3).await;
-        let m = change(&mut c, Op::Voters((old + 1..=new).collect())).await;
+        let m = change(&mut c, Op::voters(old + 1..=new)).await;
         assert!(!m.is_voter(old));
         load(&c, &mut x, 3).await;
     }
@@ -406,5 +400,123 @@ pub async fn replace_one_by_one(opts: RunOptions) -> Summary {
     }
     load(&c, &mut x, 3).await;
     check_voters(&mut c, &[3, 4, 5]).await;
+    c.end()
+}
+
+/// Voters {0,1,2} move to the disjoint {3,4,5} in one joint change (the three new
+/// servers added as learners first), commands committing before and after; the old
+/// servers are then crashed and the new cluster commits alone, with a leader of its own.
+pub async fn replace_all_joint(opts: RunOptions) -> Summary {
+    let mut c = Cluster::with_members(6, 3, false, false, opts, Config::default());
+    c.begin("Test (member): replace all three at once (joint consensus)");
+    let mut x = 0;
+    load(&c, &mut x, 3).await;
+    for id in [3, 4, 5] {
+        change(&mut c, Op::AddLearner(id)).await;
+    }
+    load(&c, &mut x, 6).await;
+    let m = change(&mut c, Op::voters(vec![3, 4, 5])).await;
+    assert_eq!(voters(&m), vec![3, 4, 5]);
+    assert!(m.learners.is_empty(), "the old voters left: {m:?}");
+    load(&c, &mut x, 3).await;
+    for old in 0..3 {
+        c.crash1(old);
+    }
+    load(&c, &mut x, 3).await;
+    let leader = c.check_one_leader().await;
+    assert!(leader >= 3, "leader {leader} is one of the new voters");
+    check_voters(&mut c, &[3, 4, 5]).await;
+    c.end()
+}
+
+/// A transfer to a crashed voter: the leader refuses proposals while it tries, gives
+/// up after an election timeout (not before the minimum one), and leads on in the same
+/// term, committing with the two live servers; the dead one catches up when restarted.
+pub async fn transfer_to_dead(opts: RunOptions) -> Summary {
+    let n = 3;
+    let config = Config::default();
+    let min = config.election_timeout_min;
+    let mut c = Cluster::with_config(n, false, false, opts, config);
+    c.begin("Test (member): transfer to a dead node aborts");
+    c.one(cmd(1), n, true).await;
+    let leader = c.check_one_leader().await;
+    let (term, _) = c.state(leader).expect("alive");
+    let dead = (leader + 1) % n;
+    c.crash1(dead);
+    let raft = c.raft(leader).cloned().expect("alive");
+    let t0 = Instant::now();
+    let transfer = tokio::spawn(async move { raft.transfer_leader(dead as NodeId).await });
+    c.sleep_ms(50).await;
+    assert!(
+        c.start(leader, cmd(2)).await.is_none(),
+        "the leader took a proposal during the transfer"
+    );
+    match transfer.await {
+        Ok(Err(RaftError::TransferFailed(t))) if t == dead as NodeId => {}
+        other => panic!("a transfer to a dead node must fail, got {other:?}"),
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= min && took < Duration::from_secs(5),
+        "the transfer was abandoned after {took:?}, not after an election timeout"
+    );
+    assert_eq!(
+        c.state(leader),
+        Some((term, true)),
+        "the old leader leads on in its term"
+    );
+    c.one(cmd(3), n - 1, true).await;
+    assert_eq!(c.state(leader), Some((term, true)), "and commits in it");
+    c.start1(dead);
+    c.connect(dead);
+    c.one(cmd(4), n, true).await;
+    c.end()
+}
+
+/// A voter is cut off and removed while away (it never hears of it). Without pre-vote
+/// its elections raise its term far above the cluster's; when it comes back its vote
+/// requests must not depose the leader (check-quorum's stickiness: servers that hear
+/// from a leader ignore them) and the cluster's term and leader stay the same.
+pub async fn removed_high_term(opts: RunOptions) -> Summary {
+    let n = 5;
+    let config = Config {
+        pre_vote: false,
+        ..Config::default()
+    };
+    let mut c = Cluster::with_config(n, false, false, opts, config);
+    c.begin("Test (member): a removed server with a high term does not disrupt");
+    c.one(cmd(1), n, true).await;
+    let leader = c.check_one_leader().await;
+    let removed = (leader + 1) % n;
+    c.disconnect(removed);
+    let rest: Vec<NodeId> = (0..n as NodeId)
+        .filter(|&i| i != removed as NodeId)
+        .collect();
+    let m = change(&mut c, Op::voters(rest.clone())).await;
+    assert_eq!(voters(&m), rest);
+    c.one(cmd(2), n - 1, true).await;
+    let leader = c.check_one_leader().await;
+    let (term, _) = c.state(leader).expect("alive");
+    // Away, it campaigns again and again.
+    c.sleep_ms(3000).await;
+    let (away_term, _) = c.state(removed).expect("alive");
+    assert!(
+        away_term > term + 1,
+        "the removed server's term ({away_term}) did not rise above the cluster's ({term})"
+    );
+    c.connect(removed);
+    for x in 3..8 {
+        c.one(cmd(x), n - 1, true).await;
+        c.sleep_ms(300).await;
+        assert_eq!(
+            c.state(leader),
+            Some((term, true)),
+            "the leader was disturbed by the removed server"
+        );
+    }
+    for i in (0..n).filter(|&i| i != removed) {
+        let (t, _) = c.state(i).expect("alive");
+        assert_eq!(t, term, "server {i} moved to another term");
+    }
     c.end()
 }
