@@ -574,3 +574,34 @@ fn a_new_leader_finishes_an_unfinished_joint_change_on_its_own() {
     assert!(!c.membership().is_joint(), "left the joint configuration");
     assert!(c.change_in_progress(), "until the leaving entry commits");
 }
+
+/// Thesis §4.2.2: a server that is not in its own latest configuration still campaigns
+/// while that configuration is uncommitted, since it may be needed to commit it (it does
+/// not count its own vote). Found by the simulator (seed 260 with membership events):
+/// leader 1 of {1,2} appended "remove 1", lost leadership before it committed and, no
+/// voter in its own configuration, never campaigned again; 2, still on {1,2}, needed 1's
+/// vote, which 1 refused since 2's log lacked the configuration entry. No leader, ever.
+#[test]
+fn a_server_removed_by_an_uncommitted_configuration_still_campaigns() {
+    let without_1 = Membership::with_voters([2]);
+    let base = vec![Entry::new(1, 1, "a")];
+    let mut with_entry = base.clone();
+    with_entry.push(conf_entry(2, 1, &without_1));
+    let mut net = Net {
+        cores: [
+            (1, core(1, &[1, 2], restored(1, with_entry))),
+            (2, core(2, &[1, 2], restored(1, base))),
+        ]
+        .into_iter()
+        .collect(),
+        isolated: BTreeSet::new(),
+    };
+    assert_eq!(net.get(1).membership(), &without_1);
+    net.tick_all(200);
+    let c2 = net.get(2);
+    assert_eq!(c2.membership(), &without_1, "the removal reached 2");
+    assert!(c2.commit_index() >= 2, "and committed");
+    net.tick_all(100);
+    assert!(net.get(2).is_leader(), "2 leads its configuration alone");
+    assert!(!net.get(1).is_leader());
+}

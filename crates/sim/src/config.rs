@@ -156,6 +156,15 @@ pub struct WorkloadConfig {
     /// that in lease mode a new leader can answer it under the lease it inherits when no
     /// limbo entry touches that key (LeaseGuard's inherited reads).
     pub keys: u32,
+    /// Mean number of membership events per tick (docs/TESTING.md): add a learner,
+    /// promote, remove, replace one voter by single-server steps, move the voters to an
+    /// arbitrary set by joint consensus, transfer leadership. 0 (the default) keeps the
+    /// cluster's configuration fixed and adds no spare nodes, so that runs are as they
+    /// were before membership events existed.
+    pub membership_per_tick: f64,
+    /// With membership events on: nodes that start outside the configuration, empty,
+    /// and may join (ids after the initial voters').
+    pub spare_nodes: usize,
 }
 
 impl Default for SimConfig {
@@ -238,6 +247,8 @@ impl Default for WorkloadConfig {
             max_batch: 3,
             reads_per_tick: 0.3,
             keys: 0,
+            membership_per_tick: 0.0,
+            spare_nodes: 2,
         }
     }
 }
@@ -295,6 +306,18 @@ impl SimConfig {
                 w.reads_per_tick
             ));
         }
+        if !(0.0..=1000.0).contains(&w.membership_per_tick) {
+            return bad(format!(
+                "membership_per_tick must be in [0, 1000], not {}",
+                w.membership_per_tick
+            ));
+        }
+        if self.total_nodes() > 63 {
+            return bad(format!(
+                "nodes and spare nodes together must be at most 63, not {}",
+                self.total_nodes()
+            ));
+        }
         if w.max_batch == 0 {
             return bad("max_batch must be at least 1".into());
         }
@@ -326,6 +349,22 @@ impl SimConfig {
         self.core_config()
             .validate()
             .map_err(|e| ConfigError(format!("core: {e}")))
+    }
+
+    /// True when the run has membership events (and spare nodes).
+    pub fn membership_on(&self) -> bool {
+        self.workload.membership_per_tick > 0.0
+    }
+
+    /// Every simulated node: the initial voters (`nodes`, 3 when unset) and, with
+    /// membership events on, the spare nodes.
+    pub fn total_nodes(&self) -> usize {
+        let spares = if self.membership_on() {
+            self.workload.spare_nodes
+        } else {
+            0
+        };
+        self.nodes.unwrap_or(3) + spares
     }
 
     /// The cores' settings: `core`, with lease reads when `network.lease_us` is set.
@@ -437,6 +476,20 @@ impl SimConfig {
             // Keyed reads (inherited leases) in two seeds of three.
             c.workload.keys = [c.workload.keys, 2, 8][rng.gen_range(0..3)];
         }
+        // Membership events: on in two seeds of three when asked for (at the rate asked or
+        // four times it), off in the others. Drawn only when asked for, after everything
+        // else, so that seeds without them run as they did before.
+        let w = &mut c.workload;
+        if w.membership_per_tick > 0.0 {
+            w.membership_per_tick =
+                [0.0, w.membership_per_tick, 4.0 * w.membership_per_tick][rng.gen_range(0..3)];
+            // A removed server that never learns of its removal campaigns with ever
+            // higher terms: without pre-vote or leader stickiness it deposes every leader
+            // (docs/MEMBERSHIP.md), so membership seeds keep at least pre-vote.
+            if w.membership_per_tick > 0.0 && !c.core.check_quorum {
+                c.core.pre_vote = true;
+            }
+        }
         c
     }
 
@@ -493,6 +546,8 @@ impl SimConfig {
             "workload.max_batch" => w.max_batch = num(key, value)?,
             "workload.reads_per_tick" => w.reads_per_tick = num(key, value)?,
             "workload.keys" => w.keys = num(key, value)?,
+            "workload.membership_per_tick" => w.membership_per_tick = num(key, value)?,
+            "workload.spare_nodes" => w.spare_nodes = num(key, value)?,
             "faults.partition_kinds" => {
                 let mut kinds = Vec::new();
                 for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -579,6 +634,11 @@ impl SimConfig {
             ("workload.max_batch", w.max_batch.to_string()),
             ("workload.reads_per_tick", w.reads_per_tick.to_string()),
             ("workload.keys", w.keys.to_string()),
+            (
+                "workload.membership_per_tick",
+                w.membership_per_tick.to_string(),
+            ),
+            ("workload.spare_nodes", w.spare_nodes.to_string()),
         ];
         for (k, v) in sets {
             out.push_str(&format!(" --set {k}={v}"));
@@ -668,6 +728,13 @@ impl fmt::Display for SimConfig {
             self.snapshot_every,
             c.snapshot_chunk_bytes
         )?;
+        if self.membership_on() {
+            write!(
+                f,
+                "\nmembership: {:.3} events/tick, {} spare node(s)",
+                w.membership_per_tick, w.spare_nodes
+            )?;
+        }
         if !self.disabled_invariants.is_empty() {
             write!(f, "\ndisabled invariants: {:?}", self.disabled_invariants)?;
         }

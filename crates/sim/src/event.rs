@@ -43,6 +43,9 @@ pub enum Event {
         /// Node index.
         node: usize,
     },
+    /// A membership event: a configuration change or a leadership transfer is asked of
+    /// a node (its kind is drawn when it fires).
+    Membership,
     /// A cluster fault fires (its kind is drawn when it fires).
     Fault,
     /// A crashed node restarts from its storage.

@@ -55,12 +55,12 @@ pub use crate::sim::{decode_cmd, encode_cmd, Counters, FaultCounts, Outcome, Run
 pub use crate::storage::Storage;
 pub use crate::timeline::{record_timeline, timeline_html, timeline_svg};
 pub use crate::trace::{
-    Fate, LostReason, MsgSummary, NodeState, ProposeResult, ReadStage, ReadySummary, Trace,
-    TraceKind, TraceMode, TraceRecord,
+    Fate, LostReason, MembershipOp, MsgSummary, NodeState, ProposeResult, ReadStage, ReadySummary,
+    Trace, TraceKind, TraceMode, TraceRecord,
 };
 pub use crate::world::{
-    decode_snapshot, digest_step, encode_snapshot, Chosen, Core, Ledger, Recorded, SimNode, World,
-    DIGEST_INIT,
+    decode_snapshot, digest_step, encode_snapshot, show_membership, Chosen, Core, Ledger, Recorded,
+    SimNode, World, DIGEST_INIT,
 };
 
 /// The raft-core bugs planted in this build by `--cfg raft_bug="NAME"` (empty in a normal
@@ -111,6 +111,15 @@ pub fn planted_bugs() -> Vec<&'static str> {
     }
     if cfg!(raft_bug = "lease-longer-than-timeout") {
         v.push("lease-longer-than-timeout");
+    }
+    if cfg!(raft_bug = "joint-new-majority-only") {
+        v.push("joint-new-majority-only");
+    }
+    if cfg!(raft_bug = "config-on-commit") {
+        v.push("config-on-commit");
+    }
+    if cfg!(raft_bug = "learner-votes") {
+        v.push("learner-votes");
     }
     v
 }

@@ -221,6 +221,13 @@ impl fmt::Display for Summary {
             "reads:           {} asked, {} answered (each checked against the committed log)",
             self.counts.reads, self.counts.reads_answered
         )?;
+        if self.counts.conf_changes + self.counts.transfers > 0 {
+            writeln!(
+                f,
+                "membership:      {} configuration changes accepted, {} leadership transfers started",
+                self.counts.conf_changes, self.counts.transfers
+            )?;
+        }
         if self.counts.reads_leased > 0 {
             writeln!(
                 f,

@@ -10,7 +10,7 @@ use crate::trace::{
     Fate, LostReason, MsgSummary, ProposeResult, ReadySummary, Trace, TraceKind, TraceMode,
 };
 use crate::world::{
-    decode_snapshot, digest_step, encode_snapshot, Core, Ledger, Recorded, SimNode, Unsent, World,
+    decode_snapshot, digest_step, encode_snapshot, Ledger, Recorded, SimNode, Unsent, World,
     DIGEST_INIT,
 };
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use rand::Rng;
 use std::fmt;
 
 mod clock;
+mod membership;
 mod reads;
 
 /// Counts of injected faults.
@@ -108,6 +109,10 @@ pub struct Counters {
     /// while limbo entries (none touching the key) were pending
     /// ([`raft_core::RaftCore::lease_read_for`]).
     pub reads_inherited: u64,
+    /// Configuration changes a leader accepted (membership events).
+    pub conf_changes: u64,
+    /// Leadership transfers a leader started (membership events).
+    pub transfers: u64,
     /// Messages sent.
     pub messages: u64,
     /// Faults injected.
@@ -127,6 +132,8 @@ impl Counters {
         self.reads_answered += o.reads_answered;
         self.reads_leased += o.reads_leased;
         self.reads_inherited += o.reads_inherited;
+        self.conf_changes += o.conf_changes;
+        self.transfers += o.transfers;
         self.messages += o.messages;
         self.faults.add(&o.faults);
     }
@@ -220,6 +227,8 @@ pub struct Simulator {
     next_read: u64,
     /// Lease mode: each node's clock error, in microseconds (see `sim/clock.rs`).
     clock_errors: Vec<i64>,
+    /// A replacement under way: the voter to remove once its successor was added.
+    replace_pending: Option<NodeId>,
 }
 
 impl Simulator {
@@ -230,18 +239,18 @@ impl Simulator {
         let cfg = cfg.resolve(&mut SharedRng::with_stream(seed, 1));
         let mut rng = SharedRng::from_seed(seed);
         cfg.validate()?;
-        let n = cfg.nodes.unwrap_or(3);
-        let peers: Vec<NodeId> = (1..=n as NodeId).collect();
+        // The initial voters, then the spare nodes (membership events only).
+        let n = cfg.total_nodes();
+        let peers: Vec<NodeId> = (1..=cfg.nodes.unwrap_or(3) as NodeId).collect();
         let mut nodes = Vec::with_capacity(n);
-        for &id in &peers {
-            let core = RaftCore::new(
-                id,
-                &peers,
-                cfg.core_config(),
-                RestoredState::default(),
-                rng.clone(),
-            )
-            .map_err(|e| ConfigError(format!("core: {e}")))?;
+        for id in 1..=n as NodeId {
+            let restored = RestoredState::default();
+            let core = if peers.contains(&id) {
+                RaftCore::new(id, &peers, cfg.core_config(), restored, rng.clone())
+            } else {
+                RaftCore::joining(id, cfg.core_config(), restored, rng.clone())
+            };
+            let core = core.map_err(|e| ConfigError(format!("core: {e}")))?;
             nodes.push(SimNode::new(id, core));
         }
         let tick = cfg.network.tick_us;
@@ -263,6 +272,7 @@ impl Simulator {
             queue: EventQueue::default(),
             world: World {
                 nodes,
+                bootstrap: raft_core::Membership::with_voters(peers.iter().copied()),
                 ledger: Ledger::default(),
                 now: 0,
                 step: 0,
@@ -281,6 +291,7 @@ impl Simulator {
             leader_term: vec![None; n],
             next_read: 0,
             clock_errors: vec![0; n],
+            replace_pending: None,
             cfg,
         };
         sim.init_clocks();
@@ -297,6 +308,7 @@ impl Simulator {
         sim.schedule_proposal();
         sim.schedule_read();
         sim.schedule_fault();
+        sim.schedule_membership();
         Ok(sim)
     }
 
@@ -420,6 +432,7 @@ impl Simulator {
                 self.propose_batch()
             }
             Event::Read => self.read(),
+            Event::Membership => self.membership_event(),
             Event::Probe { node } => self.probe(node),
             Event::Compact { node, incarnation } => self.compact(node, incarnation),
             Event::Fault => {
@@ -637,7 +650,6 @@ impl Simulator {
                 entries: &entries,
             })?;
         }
-        self.record_commits(node)?;
         self.observe(Observation::Stepped { node })?;
         self.take_reads(node, read_states, failed_reads)?;
         self.count_election(node);
@@ -764,6 +776,10 @@ impl Simulator {
         committed: Vec<Entry>,
     ) -> Result<(), Violation> {
         self.world.nodes[node].storage.sync();
+        // A commit is decided once the write that holds it is synced: a leader that is a
+        // quorum on its own counts entries its unsynced batch holds, and a crash before
+        // the sync loses them with nothing told to anyone.
+        self.record_commits(node)?;
         // With `leader_parallel_write` a leader counts its own copy from here on, which
         // may commit at once: that Ready is taken after this one is carried out.
         let mut commit_moved = false;
@@ -923,7 +939,7 @@ impl Simulator {
         let nd = &mut self.world.nodes[node];
         nd.applied = entry.index;
         nd.digest = digest_step(nd.digest, &entry);
-        let Some(cmd) = decode_cmd(&entry.data) else {
+        let Some(cmd) = decode_cmd(&entry.data).filter(|_| membership::is_command(&entry)) else {
             return Ok(());
         };
         let Some(Some(op)) = self.ops.get(cmd as usize).copied() else {
@@ -1099,14 +1115,7 @@ impl Simulator {
     fn restart(&mut self, node: usize) -> Result<(), Violation> {
         let restored = self.world.nodes[node].storage.restored();
         let id = node as NodeId + 1;
-        let core: Result<Core, _> = RaftCore::new(
-            id,
-            &self.peers,
-            self.cfg.core_config(),
-            restored,
-            self.rng.clone(),
-        );
-        let core = match core {
+        let core = match self.new_core(node, restored) {
             Ok(c) => c,
             Err(e) => {
                 return Err(self.violation(
@@ -1157,13 +1166,21 @@ impl Simulator {
         }
         self.flush_before_input(node)?;
         self.set_clock(node);
-        if let ProposeResult::Accepted(index, term) = self.propose_one(node) {
-            self.probe = Some(Probe {
-                node,
-                term,
-                index,
-                acked: false,
-            });
+        match self.propose_one(node) {
+            ProposeResult::Accepted(index, term) => {
+                self.probe = Some(Probe {
+                    node,
+                    term,
+                    index,
+                    acked: false,
+                })
+            }
+            // Refused (a leadership transfer under way): asked again a tick later.
+            _ => {
+                self.probe_scheduled = true;
+                let at = self.world.now + self.cfg.network.tick_us;
+                self.queue.push(at, Event::Probe { node });
+            }
         }
         self.after_input(node)
     }
@@ -1234,7 +1251,7 @@ impl Simulator {
             let term = self.world.nodes[l].core().map_or(0, |c| c.term());
             let current = self.probe.filter(|p| p.node == l && p.term == term);
             match current {
-                Some(p) if p.acked && self.world.nodes.iter().all(|n| n.applied >= p.index) => {
+                Some(p) if p.acked && self.members_applied(l, p.index) => {
                     let tick = self.cfg.network.tick_us;
                     let ticks = (self.world.now - healed_at).div_ceil(tick);
                     self.stats.liveness_ticks = Some(ticks);

@@ -251,7 +251,7 @@ fn push_send(
 }
 
 fn to_run(report: &SeedReport, sends: &[Sent]) -> Run {
-    let n = report.config.nodes.unwrap_or(3) as u64;
+    let n = report.config.total_nodes() as u64;
     let mut run = Run::new(format!("raft-sim seed {}", report.seed), (1..=n).collect());
     run.notes = report
         .config

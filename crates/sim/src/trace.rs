@@ -2,8 +2,10 @@
 
 use crate::config::Micros;
 use crate::event::Fault;
-use raft_core::{HardState, Index, Message, NodeId, RejectHint, Role, SnapshotMeta, Term};
-use std::collections::VecDeque;
+use raft_core::{
+    ConfChange, HardState, Index, Message, NodeId, RejectHint, Role, SnapshotMeta, Term,
+};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 
 /// A compact, copyable summary of a protocol message.
@@ -576,6 +578,17 @@ pub enum TraceKind {
         /// Last index the snapshot covers.
         index: Index,
     },
+    /// A membership event: a configuration change or a leadership transfer asked of a
+    /// node.
+    Membership {
+        /// Node asked.
+        node: NodeId,
+        /// What was asked.
+        op: MembershipOp,
+        /// The configuration entry's index and term (`None` for a transfer, or a change
+        /// that was already made), or why the node refused.
+        outcome: Result<Option<(Index, Term)>, String>,
+    },
     /// A cluster fault.
     Fault(Fault),
     /// End of the chaos phase: network healed, every node restarted, faults stopped.
@@ -671,12 +684,53 @@ impl fmt::Display for TraceRecord {
                     "n{node} service snapshots through {index}, compacting the log"
                 )
             }
+            TraceKind::Membership { node, op, outcome } => {
+                write!(f, "n{node} MEMBERSHIP {op}: ")?;
+                match outcome {
+                    Ok(Some((i, t))) => write!(f, "accepted at {i}@{t}"),
+                    Ok(None) => write!(f, "accepted"),
+                    Err(e) => write!(f, "refused ({e})"),
+                }
+            }
             TraceKind::Fault(fault) => write!(f, "FAULT {fault}"),
             TraceKind::Heal => write!(
                 f,
                 "HEAL: network healed, all nodes up, faults stop; liveness clock starts"
             ),
             TraceKind::Live { ticks } => write!(f, "LIVE after {ticks} ticks"),
+        }
+    }
+}
+
+/// A membership event the simulator asks of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipOp {
+    /// One configuration step.
+    Change(ConfChange),
+    /// Move the voters to exactly this set (one step, or joint consensus).
+    Voters(BTreeSet<NodeId>),
+    /// Hand leadership to this voter.
+    Transfer(NodeId),
+}
+
+impl fmt::Display for MembershipOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |s: &BTreeSet<NodeId>| {
+            s.iter()
+                .map(|i| format!("n{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            MembershipOp::Change(ConfChange::AddLearner(id)) => write!(f, "add learner n{id}"),
+            MembershipOp::Change(ConfChange::AddVoter(id)) => write!(f, "add voter n{id}"),
+            MembershipOp::Change(ConfChange::Remove(id)) => write!(f, "remove n{id}"),
+            MembershipOp::Change(ConfChange::EnterJoint(v)) => {
+                write!(f, "enter joint, voters {{{}}}", set(v))
+            }
+            MembershipOp::Change(ConfChange::LeaveJoint) => write!(f, "leave joint"),
+            MembershipOp::Voters(v) => write!(f, "move voters to {{{}}}", set(v)),
+            MembershipOp::Transfer(id) => write!(f, "transfer leadership to n{id}"),
         }
     }
 }

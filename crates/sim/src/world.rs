@@ -6,7 +6,7 @@ use crate::rng::SharedRng;
 use crate::storage::Storage;
 use crate::trace::NodeState;
 use bytes::Bytes;
-use raft_core::{Entry, Envelope, Index, NodeId, RaftCore, Snapshot, Term};
+use raft_core::{Entry, EntryKind, Envelope, Index, Membership, NodeId, RaftCore, Snapshot, Term};
 
 /// The protocol core as the simulator runs it.
 pub type Core = RaftCore<SharedRng>;
@@ -146,6 +146,8 @@ pub struct Chosen {
     pub data: Bytes,
     /// Term of the first node seen to commit it (the committing leader's term).
     pub commit_term: Term,
+    /// A command, or a configuration (which writes no key).
+    pub kind: EntryKind,
 }
 
 /// What [`Ledger::record`] found.
@@ -168,6 +170,8 @@ pub struct Ledger {
     /// `digests[i]`: the state machine's digest after applying the committed entries
     /// 1..=i, for the contiguous prefix computed so far.
     digests: Vec<u64>,
+    /// The committed configuration entries, by index.
+    configs: std::collections::BTreeMap<Index, Membership>,
 }
 
 impl Default for Ledger {
@@ -176,6 +180,7 @@ impl Default for Ledger {
             chosen: Vec::new(),
             len: 0,
             digests: vec![DIGEST_INIT],
+            configs: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -203,9 +208,15 @@ impl Ledger {
                     term: entry.term,
                     data: entry.data.clone(),
                     commit_term: term,
+                    kind: entry.kind,
                 });
                 self.len += 1;
                 self.extend_digests();
+                if entry.kind == EntryKind::Config {
+                    if let Some(m) = Membership::decode(&entry.data) {
+                        self.configs.insert(entry.index, m);
+                    }
+                }
                 Recorded::New
             }
         }
@@ -232,8 +243,17 @@ impl Ledger {
     pub fn last_write(&self, key: ReadKey, upto: Index) -> Index {
         (1..=upto.min(self.max_index()))
             .rev()
-            .find(|&i| self.get(i).is_some_and(|c| key.touches(&c.data)))
+            .find(|&i| {
+                self.get(i)
+                    .is_some_and(|c| c.kind == EntryKind::Command && key.touches(&c.data))
+            })
             .unwrap_or(0)
+    }
+
+    /// The last committed configuration entry: its index and configuration (`None`
+    /// while only the bootstrap configuration is committed).
+    pub fn last_config(&self) -> Option<(Index, &Membership)> {
+        self.configs.iter().next_back().map(|(i, m)| (*i, m))
     }
 
     /// Highest index known committed (0 when none).
@@ -264,6 +284,9 @@ impl Ledger {
 pub struct World {
     /// The nodes, by index (node id = index + 1).
     pub nodes: Vec<SimNode>,
+    /// The configuration the cluster starts with: the initial voters (the spare nodes,
+    /// with ids after theirs, start outside it, knowing no configuration).
+    pub bootstrap: Membership,
     /// Entries known committed.
     pub ledger: Ledger,
     /// Virtual time.
@@ -273,9 +296,22 @@ pub struct World {
 }
 
 impl World {
-    /// Votes (or replicas) that make a majority.
-    pub fn quorum(&self) -> usize {
-        self.nodes.len() / 2 + 1
+    /// The configuration `node` starts with before its log or snapshot says otherwise:
+    /// the bootstrap one for an initial voter, none for a spare node.
+    pub fn bootstrap_of(&self, node: usize) -> Membership {
+        if self.bootstrap.voters.contains(&(node as NodeId + 1)) {
+            self.bootstrap.clone()
+        } else {
+            Membership::default()
+        }
+    }
+
+    /// The last configuration known committed (the bootstrap one until a configuration
+    /// entry commits).
+    pub fn committed_config(&self) -> &Membership {
+        self.ledger
+            .last_config()
+            .map_or(&self.bootstrap, |(_, m)| m)
     }
 
     /// Number of nodes whose storage holds the entry `index`@`term` (or a snapshot
@@ -302,8 +338,18 @@ impl World {
             } else {
                 String::new()
             };
+            let conf = match n.core() {
+                Some(c) if *c.membership() != self.bootstrap || self.has_spares() => {
+                    format!(
+                        " conf {} (set at {})",
+                        show_membership(c.membership()),
+                        c.membership_index()
+                    )
+                }
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "  n{}: {st}; disk: t{} vote {:?}{snap} log ..{}@{}\n",
+                "  n{}: {st}{conf}; disk: t{} vote {:?}{snap} log ..{}@{}\n",
                 n.id,
                 hs.term,
                 hs.vote,
@@ -313,4 +359,26 @@ impl World {
         }
         s
     }
+
+    /// True when some node starts outside the configuration.
+    pub fn has_spares(&self) -> bool {
+        self.bootstrap.voters.len() < self.nodes.len()
+    }
+}
+
+/// A configuration as `voters {1,2,3}`, with its learners and its outgoing voters while
+/// joint.
+pub fn show_membership(m: &Membership) -> String {
+    let set = |s: &std::collections::BTreeSet<NodeId>| {
+        let ids: Vec<String> = s.iter().map(|i| i.to_string()).collect();
+        format!("{{{}}}", ids.join(","))
+    };
+    let mut out = format!("voters {}", set(&m.voters));
+    if let Some(o) = &m.outgoing {
+        out.push_str(&format!(" (joint, outgoing {})", set(o)));
+    }
+    if !m.learners.is_empty() {
+        out.push_str(&format!(" learners {}", set(&m.learners)));
+    }
+    out
 }

@@ -81,6 +81,14 @@ fn settings(check_liveness: bool) -> SimConfig {
         cfg.swarm = false;
         cfg.check_liveness = true;
     }
+    let membership_bugs = [
+        "joint-new-majority-only",
+        "config-on-commit",
+        "learner-votes",
+    ];
+    if bugs.iter().any(|b| membership_bugs.contains(b)) {
+        membership_settings(&mut cfg);
+    }
     cfg
 }
 
@@ -191,6 +199,40 @@ fn lease_mode_is_safe_and_live_within_budget() {
             fail_with("lease mode", &summary, &reports);
         }
     }
+}
+
+/// Seeds of the membership budget in every normal test run (the 100 000-seed sweep is a
+/// documented command, docs/TESTING.md).
+const MEMBERSHIP_BUDGET: u64 = 400;
+
+/// Membership events on (in two swarm seeds of three): spare nodes join, voters are
+/// added, removed and replaced, joint changes to arbitrary (even disjoint) voter sets,
+/// leadership transfers. No invariant breaks, liveness (from the final configuration)
+/// included.
+#[test]
+fn membership_events_are_safe_and_live_within_budget() {
+    if !planted_bugs().is_empty() {
+        return;
+    }
+    let mut cfg = base_settings(true);
+    membership_settings(&mut cfg);
+    let (summary, reports) = sweep(&cfg, 0..MEMBERSHIP_BUDGET, false);
+    println!("membership budget:\n{summary}");
+    assert!(
+        summary.counts.conf_changes > 100 && summary.counts.transfers > 10,
+        "too few membership events: {} changes, {} transfers",
+        summary.counts.conf_changes,
+        summary.counts.transfers
+    );
+    if summary.violations() > 0 {
+        fail_with("membership events", &summary, &reports);
+    }
+}
+
+/// Membership events in the swarm's mix (docs/TESTING.md).
+fn membership_settings(cfg: &mut SimConfig) {
+    cfg.set("workload.membership_per_tick", "0.05")
+        .expect("valid setting");
 }
 
 /// With a planted bug, some seed of the budget breaks a safety invariant.

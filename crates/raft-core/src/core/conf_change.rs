@@ -9,7 +9,7 @@
 use super::RaftCore;
 use crate::membership::{ConfChange, Membership};
 use crate::progress::Progress;
-use crate::quorum::VoteResult;
+use crate::quorum::{JointConfig, VoteResult};
 use crate::snapshot_conf;
 use crate::types::{Entry, EntryKind, Index, NodeId, Role, Term};
 use crate::CoreError;
@@ -109,6 +109,12 @@ impl<R: RngCore> RaftCore<R> {
         if entry.kind != EntryKind::Config {
             return;
         }
+        // Planted bug: a configuration takes effect only once committed (see
+        // `bug_conf_on_commit`), not on append.
+        #[cfg(raft_bug = "config-on-commit")]
+        if entry.index > self.commit {
+            return;
+        }
         match snapshot_conf::decode_membership(&entry.data) {
             Some(m) => {
                 self.tracker.push(entry.index, m);
@@ -121,6 +127,24 @@ impl<R: RngCore> RaftCore<R> {
                 self.id,
                 entry.index
             ),
+        }
+    }
+
+    /// Planted bug `config-on-commit`: the commit index moves from `from` to `to`; the
+    /// configuration entries it passes take effect only now.
+    #[cfg(raft_bug = "config-on-commit")]
+    pub(super) fn bug_conf_on_commit(&mut self, from: Index, to: Index) {
+        for index in from + 1..=to {
+            let Some(entry) = self.log.entry(index) else {
+                continue;
+            };
+            if entry.kind != EntryKind::Config {
+                continue;
+            }
+            if let Some(m) = snapshot_conf::decode_membership(&entry.data) {
+                self.tracker.push(index, m);
+                self.conf_changed();
+            }
         }
     }
 
@@ -200,18 +224,48 @@ impl<R: RngCore> RaftCore<R> {
         snapshot_conf::wrap(self.tracker.at(index), data)
     }
 
-    /// True when this node may campaign: it votes in the configuration in force.
+    /// True when this node may campaign: it votes in the configuration in force, or it
+    /// voted in the one before and the configuration that removed it is not known to be
+    /// committed. Thesis §4.2.2: such a server may be needed to commit its own removal
+    /// (the others may lack the entry, and it refuses them its vote for that), so it
+    /// still campaigns, without counting its own vote. Without this, a leader that
+    /// appended its own removal and lost leadership before it committed left a cluster
+    /// in which nobody could be elected.
     pub(super) fn promotable(&self) -> bool {
-        self.tracker.current().is_voter(self.id)
+        let current = self.tracker.current();
+        if current.is_voter(self.id) {
+            return true;
+        }
+        let at = self.tracker.current_index();
+        at > self.commit && at > 0 && self.tracker.at(at - 1).is_voter(self.id)
     }
 
     /// The outcome of the current (pre-)vote, counted in the configuration in force
     /// (both majorities while joint).
     pub(super) fn poll(&self) -> VoteResult {
-        self.tracker
-            .current()
-            .quorum()
-            .vote_result(|id| self.votes.get(&id).copied())
+        let quorum = self.decision_quorum();
+        // Planted bug: the learners' votes count as if they were voters.
+        #[cfg(raft_bug = "learner-votes")]
+        let quorum = {
+            let m = self.tracker.current();
+            let all = m.voters.iter().chain(&m.learners).copied();
+            let incoming = crate::quorum::MajorityConfig::new(all);
+            match quorum.outgoing() {
+                Some(out) => JointConfig::joint(incoming, out.clone()),
+                None => JointConfig::simple(incoming),
+            }
+        };
+        quorum.vote_result(|id| self.votes.get(&id).copied())
+    }
+
+    /// The quorums that elections and commits count with: those of the configuration in
+    /// force (both majorities while joint).
+    fn decision_quorum(&self) -> JointConfig {
+        let quorum = self.tracker.current().quorum();
+        // Planted bug: while joint, only the incoming voters' majority is asked.
+        #[cfg(raft_bug = "joint-new-majority-only")]
+        let quorum = JointConfig::simple(quorum.incoming().clone());
+        quorum
     }
 
     /// Check-quorum: true when the voters that answered in this window (and the leader
@@ -228,7 +282,7 @@ impl<R: RngCore> RaftCore<R> {
     /// itself only if it votes in it).
     pub(super) fn quorum_matched(&self) -> Index {
         let last = self.own_match();
-        self.tracker.current().quorum().committed_index(|id| {
+        self.decision_quorum().committed_index(|id| {
             if id == self.id {
                 Some(last)
             } else {

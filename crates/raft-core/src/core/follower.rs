@@ -87,6 +87,8 @@ impl<R: RngCore> RaftCore<R> {
         }
         let commit = leader_commit.min(last_new);
         if commit > self.commit {
+            #[cfg(raft_bug = "config-on-commit")]
+            self.bug_conf_on_commit(self.commit, commit);
             self.commit = commit;
         }
         self.send(

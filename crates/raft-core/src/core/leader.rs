@@ -261,6 +261,8 @@ impl<R: RngCore> RaftCore<R> {
         if !self.lease_allows_commit() {
             return;
         }
+        #[cfg(raft_bug = "config-on-commit")]
+        self.bug_conf_on_commit(self.commit, candidate);
         self.commit = candidate;
         self.reads_on_commit();
         self.conf_on_commit();

@@ -8,6 +8,7 @@
 //! it with their `_ => Ok(())` arm).
 
 mod flow;
+mod membership;
 mod reads;
 mod safety;
 mod stability;
@@ -219,11 +220,19 @@ pub enum InvariantKind {
     /// A read reflects every write committed before it began and nothing uncommitted
     /// when it was answered.
     LinearizableRead,
+    /// The configuration a node uses is the last one its log (or snapshot) holds.
+    ConfigInLog,
+    /// A leader was elected by a quorum of its configuration (learners do not count).
+    ElectionQuorum,
+    /// An entry first commits on a quorum of the committing leader's configuration.
+    CommitQuorum,
+    /// At most one leader at a time has a quorum of its configuration in its term.
+    QuorumOverlap,
 }
 
 impl InvariantKind {
     /// Every built-in invariant.
-    pub const ALL: [InvariantKind; 13] = [
+    pub const ALL: [InvariantKind; 17] = [
         InvariantKind::ElectionSafety,
         InvariantKind::LeaderAppendOnly,
         InvariantKind::LogMatching,
@@ -237,6 +246,10 @@ impl InvariantKind {
         InvariantKind::TermOrigin,
         InvariantKind::QuorumContact,
         InvariantKind::LinearizableRead,
+        InvariantKind::ConfigInLog,
+        InvariantKind::ElectionQuorum,
+        InvariantKind::CommitQuorum,
+        InvariantKind::QuorumOverlap,
     ];
 
     /// The invariant's name.
@@ -255,6 +268,10 @@ impl InvariantKind {
             InvariantKind::TermOrigin => "term-origin",
             InvariantKind::QuorumContact => "quorum-contact",
             InvariantKind::LinearizableRead => "linearizable-read",
+            InvariantKind::ConfigInLog => "config-in-log",
+            InvariantKind::ElectionQuorum => "election-quorum",
+            InvariantKind::CommitQuorum => "commit-quorum",
+            InvariantKind::QuorumOverlap => "quorum-overlap",
         }
     }
 
@@ -287,6 +304,10 @@ impl InvariantKind {
             InvariantKind::TermOrigin => Box::new(stability::TermOrigin::default()),
             InvariantKind::QuorumContact => Box::new(stability::QuorumContact::new(cfg, nodes)),
             InvariantKind::LinearizableRead => Box::new(reads::LinearizableRead::default()),
+            InvariantKind::ConfigInLog => Box::new(membership::ConfigInLog::new(nodes)),
+            InvariantKind::ElectionQuorum => Box::new(membership::ElectionQuorum::default()),
+            InvariantKind::CommitQuorum => Box::new(membership::CommitQuorum),
+            InvariantKind::QuorumOverlap => Box::new(membership::QuorumOverlap),
         }
     }
 }

@@ -393,13 +393,36 @@ pub(super) struct Durability {
 }
 
 impl Durability {
+    /// The entry is safe while the nodes whose disks lack it are no quorum of the last
+    /// committed configuration (with a fixed membership: while a majority of disks hold
+    /// it). That configuration, and not the one in force on some node, is the one every
+    /// later configuration's quorums overlap with; nodes outside it (spare or removed)
+    /// count for nothing.
+    fn check(world: &World, index: Index, term: Term) -> Result<(), String> {
+        let conf = world.committed_config();
+        let lacks =
+            |id: raft_core::NodeId| !world.nodes[id as usize - 1].storage.holds(index, term);
+        if !super::membership::is_quorum(conf, lacks) {
+            return Ok(());
+        }
+        let holders: Vec<String> = world
+            .nodes
+            .iter()
+            .filter(|n| n.storage.holds(index, term))
+            .map(|n| format!("n{}", n.id))
+            .collect();
+        Err(format!(
+            "only [{}] hold it on disk; the others are a quorum of the committed configuration {}",
+            holders.join(","),
+            crate::world::show_membership(conf)
+        ))
+    }
+
     fn recheck(&self, world: &World, from: Index, why: &str) -> Result<(), String> {
         for (&i, &t) in self.acked.range(from..) {
-            let h = world.holders(i, t);
-            if h < world.quorum() {
+            if let Err(e) = Self::check(world, i, t) {
                 return Err(format!(
-                    "entry {i}@{t}, acknowledged to a client, is now on {h} disk(s) (a majority is {}) after {why}",
-                    world.quorum()
+                    "entry {i}@{t}, acknowledged to a client, is lost after {why}: {e}"
                 ));
             }
         }
@@ -414,13 +437,8 @@ impl Invariant for Durability {
     fn observe(&mut self, world: &World, obs: &Observation<'_>) -> Result<(), String> {
         match *obs {
             Observation::Acked { node, index, term } => {
-                let h = world.holders(index, term);
-                if h < world.quorum() {
-                    return Err(format!(
-                        "n{} acknowledged {index}@{term} while only {h} disk(s) hold it (a majority is {})",
-                        id(node),
-                        world.quorum()
-                    ));
+                if let Err(e) = Self::check(world, index, term) {
+                    return Err(format!("n{} acknowledged {index}@{term}: {e}", id(node)));
                 }
                 self.acked.insert(index, term);
                 Ok(())

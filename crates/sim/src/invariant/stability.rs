@@ -55,6 +55,9 @@ struct Leading {
     /// The node's tick count when each peer (by index) last answered in `term`; the
     /// start of the term for a peer not heard from since.
     heard: Vec<u64>,
+    /// The index that set the configuration in force, and the tick it took effect: a
+    /// quorum of a new configuration is given its own windows to answer.
+    conf: (raft_core::Index, u64),
 }
 
 /// With check-quorum on, a leader that has heard no answer of its term from a majority
@@ -88,7 +91,13 @@ impl QuorumContact {
                     self.leading[node] = Some(Leading {
                         term: c.term(),
                         heard: vec![self.ticks[node]; world.nodes.len()],
+                        conf: (c.membership_index(), self.ticks[node]),
                     });
+                }
+                if let Some(l) = self.leading[node].as_mut() {
+                    if l.conf.0 != c.membership_index() {
+                        l.conf = (c.membership_index(), self.ticks[node]);
+                    }
                 }
             }
         }
@@ -134,15 +143,27 @@ impl Invariant for QuorumContact {
                 let Some(l) = &self.leading[node] else {
                     return Ok(());
                 };
-                // The most recent contact a majority (the leader itself included) shares.
-                let mut heard: Vec<u64> = l
-                    .heard
+                // The most recent contact a quorum of the leader's configuration (the
+                // leader itself included when it votes) shares: in each half while
+                // joint, the contact a majority of its voters shares.
+                let Some(conf) = world.nodes[node].core().map(|c| c.membership()) else {
+                    return Ok(());
+                };
+                let shared = |voters: &std::collections::BTreeSet<raft_core::NodeId>| {
+                    let mut heard: Vec<u64> = voters
+                        .iter()
+                        .map(|&v| v as usize - 1)
+                        .map(|i| if i == node { now } else { l.heard[i] })
+                        .collect();
+                    heard.sort_unstable_by(|a, b| b.cmp(a));
+                    heard.get(heard.len() / 2).copied().unwrap_or(now)
+                };
+                let majority_contact = conf
+                    .outgoing
                     .iter()
-                    .enumerate()
-                    .map(|(i, t)| if i == node { now } else { *t })
-                    .collect();
-                heard.sort_unstable_by(|a, b| b.cmp(a));
-                let majority_contact = heard[heard.len() / 2];
+                    .map(shared)
+                    .fold(shared(&conf.voters), u64::min)
+                    .max(l.conf.1);
                 if now - majority_contact > 2 * self.window {
                     return Err(format!(
                         "n{} still leads term {} {} of its ticks after a majority last \
