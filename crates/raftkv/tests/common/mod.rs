@@ -135,6 +135,32 @@ impl Cluster {
         c
     }
 
+    /// Prepares node `nodes.len() + 1` to join this etcd cluster (`serve --join`, knowing
+    /// only its own addresses); start it with [`spawn`](Self::spawn) once the cluster
+    /// has added it. Returns its id.
+    pub fn add_joining_etcd_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let me = Node {
+            id,
+            peer: format!("127.0.0.1:{}", free_port()),
+            client: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            etcd: format!("127.0.0.1:{}", free_port()),
+        };
+        let toml = format!(
+            "tick_ms = 10\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n\
+             heartbeat_ms = 50\nhandshake_timeout_ms = 1000\nop_timeout_ms = 3000\n\
+             join = true\netcd_addr = \"{}\"\n\
+             [[nodes]]\nid = {id}\npeer = \"{}\"\nclient = \"{}\"\netcd = \"{}\"\n",
+            me.etcd, me.peer, me.client, me.etcd
+        );
+        let file = self.dir.path().join(format!("node-{id}.toml"));
+        std::fs::write(&file, toml).expect("config file");
+        self.config_files.push(file);
+        self.nodes.push(me);
+        id
+    }
+
     /// Node `id`'s real peer address.
     pub fn peer_addr(&self, id: u64) -> String {
         self.node(id).peer.clone()
