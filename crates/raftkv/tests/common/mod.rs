@@ -26,7 +26,7 @@ pub const ELECTION_MAX_MS: u64 = 400;
 /// hands out with bind(0) is in that range, where any outgoing connection (the tests'
 /// clients, the nodes' peer links) may take it before the child binds it. Random, checked
 /// free by binding it, and never handed out twice by this process.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use rand::Rng;
     static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut rng = rand::thread_rng();
