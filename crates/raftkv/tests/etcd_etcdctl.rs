@@ -42,7 +42,7 @@ fn member_transcript(endpoint: &str, peer: &str) -> String {
     let url = format!("http://{peer}");
     let mut out = String::new();
     let mut id = String::new();
-    let mut run = |args: &[&str], out: &mut String| -> String {
+    let run = |args: &[&str], out: &mut String| -> String {
         let o = etcdctl(endpoint, args, None);
         let text = format!(
             "{}{}",
