@@ -112,4 +112,38 @@ pub trait EtcdBackend: Send + Sync + 'static {
 
     /// This node's status.
     fn status(&self) -> impl Future<Output = Result<NodeStatus, EtcdError>> + Send;
+
+    /// Adds a member reached by its peers at `peer_urls`, as a learner when `is_learner`;
+    /// returns it and every member after the change. The default refuses (a single node
+    /// has no membership to change).
+    fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> impl Future<Output = Result<(MemberInfo, Vec<MemberInfo>), EtcdError>> + Send {
+        let _ = (peer_urls, is_learner);
+        async { Err(no_membership_changes()) }
+    }
+
+    /// Removes member `id`; returns the members after the change.
+    fn member_remove(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, EtcdError>> + Send {
+        let _ = id;
+        async { Err(no_membership_changes()) }
+    }
+
+    /// Makes learner `id` a voter once it has caught up; returns the members after it.
+    fn member_promote(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, EtcdError>> + Send {
+        let _ = id;
+        async { Err(no_membership_changes()) }
+    }
+}
+
+fn no_membership_changes() -> EtcdError {
+    EtcdError::Unimplemented("etcdserver: this server does not change its membership".into())
 }

@@ -58,6 +58,25 @@ pub enum EtcdError {
     /// The server is shutting down.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// No member has the given ID.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// A member already has one of the given peer URLs.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    /// The given peer URLs cannot be used.
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// Promotion of a member that is not a learner.
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// Promotion of a learner that has not caught up with the leader.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// A membership change the server refuses; the text says why (etcd's code for
+    /// refused re-configurations, FailedPrecondition).
+    #[error("{0}")]
+    MemberChangeRefused(String),
 }
 
 impl EtcdError {
@@ -65,13 +84,19 @@ impl EtcdError {
     pub fn code(&self) -> Code {
         match self {
             EtcdError::Compacted { .. } | EtcdError::FutureRevision => Code::OutOfRange,
-            EtcdError::LeaseNotFound => Code::NotFound,
-            EtcdError::LeaseExists | EtcdError::NotLeader => Code::FailedPrecondition,
+            EtcdError::LeaseNotFound | EtcdError::MemberNotFound => Code::NotFound,
+            EtcdError::LeaseExists
+            | EtcdError::NotLeader
+            | EtcdError::PeerUrlExists
+            | EtcdError::MemberNotLearner
+            | EtcdError::LearnerNotReady
+            | EtcdError::MemberChangeRefused(_) => Code::FailedPrecondition,
             EtcdError::LeaseTtlTooLarge => Code::OutOfRange,
             EtcdError::EmptyKey
             | EtcdError::RequestTooLarge
             | EtcdError::TooManyOps
-            | EtcdError::DuplicateKey => Code::InvalidArgument,
+            | EtcdError::DuplicateKey
+            | EtcdError::MemberBadUrls => Code::InvalidArgument,
             EtcdError::Unimplemented(_) => Code::Unimplemented,
             EtcdError::NoLeader | EtcdError::Timeout | EtcdError::Stopped => Code::Unavailable,
             EtcdError::TooManyRequests => Code::ResourceExhausted,

@@ -163,6 +163,31 @@ async fn member_list_status_and_alarms() {
         .await
         .unwrap();
     assert!(a.alarms().is_empty());
+    // A single in-memory node changes no membership: every change is Unimplemented.
+    let add = c
+        .member_add(
+            ["http://127.0.0.1:1"],
+            Some(etcd_client::MemberAddOptions::new().with_is_learner()),
+        )
+        .await;
+    let remove = c.member_remove(1).await;
+    let promote = c.member_promote(1).await;
+    let update = c
+        .member_update(1, vec!["http://127.0.0.1:1".to_string()])
+        .await;
+    for r in [
+        add.map(|_| ()),
+        remove.map(|_| ()),
+        promote.map(|_| ()),
+        update.map(|_| ()),
+    ] {
+        match r {
+            Err(etcd_client::Error::GRpcStatus(s)) => {
+                assert_eq!(s.code(), tonic::Code::Unimplemented, "{s:?}")
+            }
+            other => panic!("expected Unimplemented, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,10 @@ pub struct ServeConfig {
     /// store (docs/ETCD-COMPAT.md) instead of kvraft's, and the native client port is not
     /// served.
     pub etcd_addr: Option<String>,
+    /// Start as a new node joining a running cluster (etcd mode): it is no member until
+    /// the cluster adds it (`etcdctl member add --learner`), and never campaigns before.
+    /// On a restart its storage holds its configuration and the flag changes nothing.
+    pub join: bool,
     /// Every node of the cluster, this one included.
     pub nodes: Vec<NodeEntry>,
     /// Length of one Raft tick, in milliseconds.
@@ -107,6 +111,7 @@ impl Default for ServeConfig {
             peer_listen: None,
             http_addr: None,
             etcd_addr: None,
+            join: false,
             nodes: Vec::new(),
             tick_ms: ms(raft.tick),
             election_timeout_min_ms: ms(raft.election_timeout_min),
@@ -264,6 +269,11 @@ impl ServeConfig {
             me.etcd = Some(a.clone());
         }
         let peer_listen = self.peer_listen.clone().unwrap_or_else(|| me.peer.clone());
+        if self.join && self.etcd_addr.is_none() {
+            return Err(ConfigError::Invalid(
+                "--join needs --etcd-addr: only a node serving etcd's API can join a running cluster".into(),
+            ));
+        }
         let kv = self.kv_config(id)?;
         Ok(Resolved {
             id,

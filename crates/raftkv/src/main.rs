@@ -102,6 +102,11 @@ struct ServeArgs {
     /// Every node's etcd API address (reported by MemberList): 1=HOST:PORT,...
     #[arg(long)]
     etcd_clients: Option<String>,
+    /// Join a running cluster as a new node: start as no member and wait until the
+    /// cluster adds this node's id (`etcdctl member add --learner`, then `member
+    /// promote`); needs --etcd-addr. --peers then needs to name only this node.
+    #[arg(long)]
+    join: bool,
     /// The data directory (WAL and snapshots).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -162,6 +167,9 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<raftkv::config::Resolved> {
     }
     if a.data_dir.is_some() {
         c.data_dir = a.data_dir;
+    }
+    if a.join {
+        c.join = true;
     }
     if let Some(id) = a.cluster_id {
         c.cluster_id = id;

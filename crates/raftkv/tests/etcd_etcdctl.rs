@@ -29,6 +29,79 @@ fn reference() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/etcdctl.txt")
 }
 
+fn member_reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/etcdctl_member.txt")
+}
+
+/// The member commands against `endpoint`: a learner added at `peer` (never started),
+/// listed, refused promotion (it cannot be in sync), removed, removed again. Member and
+/// cluster IDs become `<ID>`/`<CLUSTER>`, the list shows the learner's line only (the
+/// other members differ between the clusters), `ETCD_INITIAL_CLUSTER` (every member's
+/// name and URL) becomes `<MEMBERS>`, and etcdctl's JSON log lines are dropped.
+fn member_transcript(endpoint: &str, peer: &str) -> String {
+    let url = format!("http://{peer}");
+    let mut out = String::new();
+    let mut id = String::new();
+    let run = |args: &[&str], out: &mut String| -> String {
+        let o = etcdctl(endpoint, args, None);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out.push_str(&format!("$ etcdctl {}\n", args.join(" ")));
+        for l in text.lines().filter(|l| !l.starts_with('{')) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        if !o.status.success() {
+            out.push_str(&format!("(exit {})\n", o.status.code().unwrap_or(-1)));
+        }
+        text
+    };
+    let peer_flag = format!("--peer-urls={url}");
+    let added = run(&["member", "add", "new", "--learner", &peer_flag], &mut out);
+    id.push_str(added.split_whitespace().nth(1).unwrap_or("?"));
+    let list = run(&["member", "list"], &mut String::new());
+    out.push_str("$ etcdctl member list (the learner's line)\n");
+    for l in list.lines().filter(|l| l.contains(&url)) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    run(&["member", "promote", &id], &mut out);
+    run(&["member", "remove", &id], &mut out);
+    run(&["member", "remove", &id], &mut out);
+    let mut normal = String::new();
+    for line in out.lines() {
+        let mut l = line.to_owned();
+        if let Some(rest) = l.strip_prefix("Member ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            if words.len() >= 4 {
+                let cluster = words[words.len() - 1].to_owned();
+                l = l.replacen(&cluster, "<CLUSTER>", 1);
+            }
+        }
+        if l.starts_with("ETCD_INITIAL_CLUSTER=") {
+            assert!(l.contains(&format!("new={url}")), "{l}");
+            l = "ETCD_INITIAL_CLUSTER=<MEMBERS>".into();
+        }
+        let l = l.replace(&url, "http://<PEER>");
+        let id_comma = format!("{id},");
+        let l = l
+            .split_whitespace()
+            .map(|w| match w {
+                w if w == id => "<ID>",
+                w if w == id_comma => "<ID>,",
+                w => w,
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        normal.push_str(&l);
+        normal.push('\n');
+    }
+    normal
+}
+
 fn etcdctl(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(ETCDCTL)
         .arg(format!("--endpoints={endpoint}"))
@@ -183,6 +256,21 @@ async fn etcdctl_prints_against_raftkv_what_it_prints_against_etcd() {
         "etcdctl's output differs from etcd's (left: raftkv)"
     );
 
+    // Membership: what etcd prints for a learner that never starts.
+    let spare = common::free_port();
+    let endpoint = cluster.etcd_addr(1);
+    let got = tokio::task::spawn_blocking(move || {
+        member_transcript(&endpoint, &format!("127.0.0.1:{spare}"))
+    })
+    .await
+    .expect("member transcript");
+    let expected =
+        std::fs::read_to_string(member_reference()).expect("testdata/etcdctl_member.txt");
+    assert_eq!(
+        got, expected,
+        "etcdctl member's output differs from etcd's (left: raftkv)"
+    );
+
     // The cluster's shape: three members with their URLs; every endpoint's status.
     let all: Vec<String> = cluster.nodes.iter().map(|n| n.etcd.clone()).collect();
     let o = etcdctl(&all.join(","), &["member", "list"], None);
@@ -251,4 +339,7 @@ fn record_etcd_reference() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::fs::write(reference(), transcript(&endpoint)).expect("write the reference");
+    let spare = format!("127.0.0.1:{}", 23_990 + std::process::id() as u16 % 100);
+    std::fs::write(member_reference(), member_transcript(&endpoint, &spare))
+        .expect("write the member reference");
 }

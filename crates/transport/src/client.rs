@@ -22,7 +22,7 @@ use raft_core::{Envelope, NodeId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -47,8 +47,41 @@ struct PeerHandle {
 struct Shared {
     me: NodeId,
     call_timeout: Duration,
-    peers: BTreeMap<NodeId, PeerHandle>,
+    /// The settings every new link is started with (its `peers` are not used).
+    config: TransportConfig,
+    /// Every peer's handle and address; grows and shrinks with
+    /// [`TcpTransport::set_peer`] and [`TcpTransport::remove_peer`].
+    peers: RwLock<BTreeMap<NodeId, (PeerHandle, SocketAddr)>>,
     shutdown: CancellationToken,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<NodeId, (PeerHandle, SocketAddr)>> {
+        // Every critical section completes its update or changes nothing.
+        self.peers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<NodeId, (PeerHandle, SocketAddr)>> {
+        self.peers.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the task of a link to `id` at `addr` and returns its handle.
+    fn start_link(&self, id: NodeId, addr: SocketAddr) -> PeerHandle {
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        let counters = Arc::new(Counters::default());
+        let link = Link {
+            peer: id,
+            addr,
+            config: self.config.clone(),
+            counters: counters.clone(),
+            shutdown: self.shutdown.clone(),
+        };
+        tokio::spawn(link.run(rx));
+        PeerHandle {
+            queue: tx,
+            counters,
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -73,47 +106,68 @@ impl TcpTransport {
     /// connection is made before the first call to that peer.
     pub fn new(config: TransportConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let shutdown = CancellationToken::new();
-        let mut peers = BTreeMap::new();
+        let shared = Shared {
+            me: config.node_id,
+            call_timeout: config.call_timeout,
+            config: config.clone(),
+            peers: RwLock::new(BTreeMap::new()),
+            shutdown: CancellationToken::new(),
+        };
         for (&id, &addr) in &config.peers {
-            if id == config.node_id {
-                continue;
+            if id != config.node_id {
+                let handle = shared.start_link(id, addr);
+                shared.write().insert(id, (handle, addr));
             }
-            let (tx, rx) = mpsc::channel(config.queue_depth);
-            let counters = Arc::new(Counters::default());
-            let link = Link {
-                peer: id,
-                addr,
-                config: config.clone(),
-                counters: counters.clone(),
-                shutdown: shutdown.clone(),
-            };
-            tokio::spawn(link.run(rx));
-            peers.insert(
-                id,
-                PeerHandle {
-                    queue: tx,
-                    counters,
-                },
-            );
         }
         Ok(TcpTransport {
-            shared: Arc::new(Shared {
-                me: config.node_id,
-                call_timeout: config.call_timeout,
-                peers,
-                shutdown,
-            }),
+            shared: Arc::new(shared),
         })
     }
 
     /// Every peer's counters, by node id.
     pub fn stats(&self) -> BTreeMap<NodeId, PeerStats> {
         self.shared
-            .peers
+            .read()
             .iter()
-            .map(|(&id, p)| (id, p.counters.snapshot()))
+            .map(|(&id, (p, _))| (id, p.counters.snapshot()))
             .collect()
+    }
+
+    /// Every peer's address, by node id (this node's own is never in it).
+    pub fn peers(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.shared
+            .read()
+            .iter()
+            .map(|(&id, (_, addr))| (id, *addr))
+            .collect()
+    }
+
+    /// Whether `id` is a peer this transport can call.
+    pub fn knows(&self, id: NodeId) -> bool {
+        self.shared.read().contains_key(&id)
+    }
+
+    /// Makes `id` reachable at `addr` from now on (a membership change added it, or its
+    /// address changed). A known peer at the same address is left as it is; at another
+    /// address its link is replaced: calls queued on the old one are answered `None`, as
+    /// for a lost connection. Its own id is ignored. Must be called inside a tokio runtime.
+    pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
+        if id == self.shared.me || self.shared.shutdown.is_cancelled() {
+            return;
+        }
+        let mut peers = self.shared.write();
+        if peers.get(&id).is_some_and(|(_, a)| *a == addr) {
+            return;
+        }
+        let handle = self.shared.start_link(id, addr);
+        // Dropping the old handle closes its queue; its task ends after the call in hand.
+        peers.insert(id, (handle, addr));
+    }
+
+    /// Forgets `id` (a membership change removed it): its link closes, and later calls to
+    /// it return `None` as for any unknown node. Returns whether it was known.
+    pub fn remove_peer(&self, id: NodeId) -> bool {
+        self.shared.write().remove(&id).is_some()
     }
 
     /// Closes every connection now; calls made afterwards return `None`.
@@ -124,7 +178,8 @@ impl TcpTransport {
 
 impl raft::Transport for TcpTransport {
     fn call(&self, to: NodeId, msg: Envelope) -> BoxFuture<'static, Option<Envelope>> {
-        let Some(peer) = self.shared.peers.get(&to) else {
+        let peers = self.shared.read();
+        let Some((peer, _)) = peers.get(&to) else {
             tracing::debug!(peer = to, "call to an unknown peer");
             return Box::pin(async { None });
         };
@@ -149,6 +204,7 @@ impl raft::Transport for TcpTransport {
             }
             return Box::pin(async { None });
         }
+        drop(peers);
         let timeout = self.shared.call_timeout;
         Box::pin(async move {
             match tokio::time::timeout(timeout, rx).await {

@@ -57,6 +57,6 @@ pub mod wire;
 pub use client::TcpTransport;
 pub use config::{ConfigError, TransportConfig, FRAME_OVERHEAD, MAX_FRAME, MIN_FRAME};
 pub use frame::{FrameError, FramedConn, HandshakeError, Hello, HelloReply, Role};
-pub use server::{serve_peers, Handler, PeerServer};
+pub use server::{serve_peers, Accept, Handler, PeerServer};
 pub use stats::PeerStats;
 pub use tokio_util::sync::CancellationToken;

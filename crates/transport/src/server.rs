@@ -13,6 +13,7 @@ use crate::frame::{
     accept_hello, FrameError, FrameWriter, FramedConn, HandshakeError, Hello, Role,
 };
 use crate::wire::{PeerRequest, PeerResponse};
+use crate::TcpTransport;
 use futures::future::BoxFuture;
 use raft_core::{Envelope, NodeId};
 use std::collections::BTreeSet;
@@ -35,10 +36,40 @@ pub struct PeerServer {
     ctx: Arc<Ctx>,
 }
 
+/// Which node ids a [`PeerServer`] accepts connections from (besides the cluster id check).
+#[derive(Clone)]
+pub enum Accept {
+    /// The other nodes of the configuration's `peers` (fixed at start).
+    Listed,
+    /// The peers a transport knows at the moment of the handshake: a cluster whose
+    /// membership changes at run time grows and shrinks this set with
+    /// [`TcpTransport::set_peer`] and [`TcpTransport::remove_peer`].
+    KnownTo(TcpTransport),
+    /// Any other node id of this cluster: for a node joining a running cluster, which
+    /// does not know the members yet when its first leader calls.
+    AnyMember,
+}
+
+enum Known {
+    Fixed(BTreeSet<NodeId>),
+    Live(TcpTransport),
+    Any,
+}
+
+impl Known {
+    fn contains(&self, id: NodeId) -> bool {
+        match self {
+            Known::Fixed(set) => set.contains(&id),
+            Known::Live(t) => t.knows(id),
+            Known::Any => true,
+        }
+    }
+}
+
 struct Ctx {
     cluster_id: u64,
     me: NodeId,
-    known: BTreeSet<NodeId>,
+    known: Known,
     max_frame: usize,
     handshake_timeout: Duration,
     /// How long a closing connection waits for its in-flight handler calls.
@@ -51,12 +82,26 @@ struct Ctx {
 impl PeerServer {
     /// A server for node `config.node_id`, accepting the other nodes of `config.peers`.
     pub fn new(config: &TransportConfig, handler: Handler) -> Result<Self, ConfigError> {
+        Self::accepting(config, handler, Accept::Listed)
+    }
+
+    /// A server for node `config.node_id`, accepting the node ids `accept` says.
+    pub fn accepting(
+        config: &TransportConfig,
+        handler: Handler,
+        accept: Accept,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
+        let known = match accept {
+            Accept::Listed => Known::Fixed(config.peers.keys().copied().collect()),
+            Accept::KnownTo(t) => Known::Live(t),
+            Accept::AnyMember => Known::Any,
+        };
         Ok(PeerServer {
             ctx: Arc::new(Ctx {
                 cluster_id: config.cluster_id,
                 me: config.node_id,
-                known: config.peers.keys().copied().collect(),
+                known,
                 max_frame: config.max_frame,
                 handshake_timeout: config.handshake_timeout,
                 grace: config.call_timeout,
@@ -139,7 +184,7 @@ impl Ctx {
         if h.node_id == self.me {
             return Err(format!("node {} is this node", h.node_id));
         }
-        if !self.known.contains(&h.node_id) {
+        if !self.known.contains(h.node_id) {
             return Err(format!("node {} is not a member", h.node_id));
         }
         Ok(())

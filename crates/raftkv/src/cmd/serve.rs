@@ -2,18 +2,20 @@
 //! gracefully on SIGTERM or Ctrl-C.
 
 use anyhow::Context;
-use etcd_api::backend::MemberInfo;
 use etcd_api::service::ServiceConfig;
 use etcd_api::store::StoreConfig;
 use kvraft::KvServer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use raft::NodeId;
-use raft_transport::{serve_peers, CancellationToken, Handler, TcpTransport, TransportConfig};
+use raft_transport::{
+    Accept, CancellationToken, Handler, PeerServer, TcpTransport, TransportConfig,
+};
 use raft_wal::{WalOptions, WalStorage};
 use raftkv::client_port::ClientPort;
 use raftkv::config::Resolved;
 use raftkv::etcd::forward::Forwarder;
-use raftkv::etcd::{EtcdNode, EtcdNodeConfig};
+use raftkv::etcd::members::MemberAddrs;
+use raftkv::etcd::{AddressSink, EtcdNode, EtcdNodeConfig};
 use raftkv::metrics::Timed;
 use raftkv::proto::Member;
 use raftkv::ServedNode;
@@ -92,6 +94,13 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
         tconfig,
         metrics,
         stop_tx,
+        // An etcd node's peers change with its membership; a joining node does not know
+        // them when its first leader calls.
+        accept: match (&etcd_listener, c.join) {
+            (None, _) => Accept::Listed,
+            (Some(_), false) => Accept::KnownTo(transport.clone()),
+            (Some(_), true) => Accept::AnyMember,
+        },
     };
     match etcd_listener {
         None => {
@@ -138,7 +147,12 @@ pub async fn run(r: Resolved) -> anyhow::Result<()> {
                 c.max_frame_bytes,
                 r.kv.op_timeout,
             ));
-            let node = EtcdNode::new(&peers, r.id, Timed(storage), config, transport.clone())?;
+            config.on_addresses = Some(address_sink(transport.clone()));
+            let node = if c.join {
+                EtcdNode::join(r.id, Timed(storage), config, transport.clone())?
+            } else {
+                EtcdNode::new(&peers, r.id, Timed(storage), config, transport.clone())?
+            };
             tasks.push(tokio::spawn(raftkv::etcd::forward::serve(
                 node.clone(),
                 client_listener,
@@ -182,15 +196,56 @@ fn etcd_config(r: &Resolved) -> EtcdNodeConfig {
             .config
             .nodes
             .iter()
-            .map(|n| MemberInfo {
-                id: n.id,
-                name: format!("node-{}", n.id),
-                peer_urls: vec![format!("http://{}", n.peer)],
-                client_urls: n.etcd.iter().map(|e| format!("http://{e}")).collect(),
-                is_learner: false,
+            .map(|n| {
+                let addrs = MemberAddrs {
+                    peer: n.peer.clone(),
+                    client: n.client.clone(),
+                    etcd: n.etcd.clone(),
+                    published: false,
+                };
+                (n.id, addrs)
             })
             .collect(),
+        on_addresses: None,
     }
+}
+
+/// Keeps the peer transport's map equal to the members' peer addresses: peers added by
+/// a membership change become reachable (and accepted), removed ones are dropped.
+fn address_sink(transport: TcpTransport) -> AddressSink {
+    AddressSink(Arc::new(move |all: &BTreeMap<NodeId, MemberAddrs>| {
+        let mut wanted = BTreeMap::new();
+        for (id, a) in all {
+            // Resolved at once (no await in the apply task): an IP literal, or a name
+            // through the system resolver.
+            let addr = a.peer.parse::<SocketAddr>().ok().or_else(|| {
+                std::net::ToSocketAddrs::to_socket_addrs(&a.peer)
+                    .ok()
+                    .and_then(|mut i| i.next())
+            });
+            match addr {
+                Some(addr) => {
+                    wanted.insert(*id, addr);
+                }
+                None => {
+                    tracing::warn!(node = id, peer = %a.peer, "cannot resolve a member's peer address")
+                }
+            }
+        }
+        let before = transport.peers();
+        for id in before.keys() {
+            if !wanted.contains_key(id) {
+                transport.remove_peer(*id);
+                tracing::info!(node = id, "peer removed");
+            }
+        }
+        for (id, addr) in wanted {
+            transport.set_peer(id, addr);
+            if before.get(&id) != Some(&addr) && transport.knows(id) {
+                tracing::info!(node = id, %addr, "peer address set");
+            }
+        }
+    }))
 }
 
 /// What every node serves whatever its state machine.
@@ -201,6 +256,7 @@ struct Common {
     tconfig: TransportConfig,
     metrics: PrometheusHandle,
     stop_tx: watch::Sender<bool>,
+    accept: Accept,
 }
 
 /// Serves the peer and HTTP ports for `node` until SIGTERM or Ctrl-C, then stops it.
@@ -218,6 +274,7 @@ async fn run_node<N: ServedNode>(
         tconfig,
         metrics,
         stop_tx,
+        accept,
     } = common;
     let stop_rx = stop_tx.subscribe();
     let peers_stop = CancellationToken::new();
@@ -228,8 +285,9 @@ async fn run_node<N: ServedNode>(
     });
     let (pstop, pconfig) = (peers_stop.clone(), tconfig);
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = serve_peers(peer_listener, &pconfig, handler, pstop).await {
-            tracing::error!(error = %e, "peer server");
+        match PeerServer::accepting(&pconfig, handler, accept) {
+            Ok(server) => server.serve(peer_listener, pstop).await,
+            Err(e) => tracing::error!(error = %e, "peer server"),
         }
     }));
     if let Some(l) = http_listener {

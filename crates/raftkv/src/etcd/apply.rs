@@ -11,7 +11,7 @@ use raft::{ApplyMsg, Index};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::codec::{self, Entry};
+use super::codec::{self, Entry, Record};
 use super::{EtcdNode, Inner, State, WATCH_QUEUE};
 
 /// At most this many apply messages between two snapshot decisions.
@@ -65,8 +65,16 @@ fn apply_one(inner: &Inner, msg: ApplyMsg) -> bool {
                 return true;
             }
             st.stats.last_applied = index;
-            match codec::decode::<Entry>(&command) {
-                Ok(entry) => apply_entry(inner, &mut st, index, entry),
+            match codec::decode_record(&command) {
+                Ok(Record::Command(entry)) => apply_entry(inner, &mut st, index, entry),
+                Ok(Record::Member(change)) => {
+                    let changed = st.members.apply(&change);
+                    lost_places(&mut st, index);
+                    if changed {
+                        drop(st);
+                        inner.addresses_changed();
+                    }
+                }
                 Err(e) => {
                     // Every replica skips it alike, so the stores stay equal.
                     tracing::error!(node = inner.me, index, error = %e, "undecodable entry skipped");
@@ -75,9 +83,24 @@ fn apply_one(inner: &Inner, msg: ApplyMsg) -> bool {
             }
             true
         }
-        // The leader's no-op, or a configuration entry (the core applies those itself):
-        // nothing for the store, but the index is taken.
-        ApplyMsg::NoOp { index, .. } | ApplyMsg::Config { index, .. } => {
+        // A configuration entry (the core applies it itself): the members it no longer
+        // holds leave the member table; nothing for the store, but the index is taken.
+        ApplyMsg::Config {
+            index, membership, ..
+        } => {
+            let mut st = inner.lock();
+            if index > st.stats.last_applied {
+                st.stats.last_applied = index;
+                lost_places(&mut st, index);
+                if st.members.apply_config(&membership) {
+                    drop(st);
+                    inner.addresses_changed();
+                }
+            }
+            true
+        }
+        // The leader's no-op: nothing for the store, but the index is taken.
+        ApplyMsg::NoOp { index, .. } => {
             let mut st = inner.lock();
             if index > st.stats.last_applied {
                 st.stats.last_applied = index;
@@ -90,9 +113,10 @@ fn apply_one(inner: &Inner, msg: ApplyMsg) -> bool {
             if index <= st.stats.last_applied {
                 return true;
             }
-            match codec::decode::<Store>(&data) {
-                Ok(store) => {
+            match codec::decode_snapshot(&data) {
+                Ok((store, members)) => {
                     install(&mut st, store);
+                    st.members = members;
                     st.stats.last_applied = index;
                     st.stats.snapshots_installed += 1;
                     // A proposal placed at or before the snapshot may or may not be in it.
@@ -101,6 +125,8 @@ fn apply_one(inner: &Inner, msg: ApplyMsg) -> bool {
                             .is_some_and(|(i, _)| i <= index)
                             .then_some(Err(EtcdError::NoLeader))
                     });
+                    drop(st);
+                    inner.addresses_changed();
                     true
                 }
                 Err(e) => {
@@ -220,7 +246,10 @@ async fn maybe_snapshot(inner: &Inner, last_snapshot: &mut Index) {
     // The index and the store are read together: the snapshot covers exactly `index`.
     let (index, data) = {
         let st = inner.lock();
-        (st.stats.last_applied, codec::encode(&st.store))
+        (
+            st.stats.last_applied,
+            codec::encode_snapshot(&st.store, &st.members),
+        )
     };
     let data = match data {
         Ok(d) => d,

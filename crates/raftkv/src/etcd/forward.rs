@@ -9,7 +9,7 @@
 //! answers "not leader", and the client retries).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use etcd_api::store::{Applied, Command, CommandOutput};
@@ -36,6 +36,8 @@ pub enum ForwardRequest {
     KeepAlive(i64),
     /// The seconds this lease has left.
     Remaining(i64),
+    /// Change the membership (only the leader does).
+    Member(super::members::MemberOp),
 }
 
 /// The leader's answer.
@@ -54,12 +56,14 @@ pub enum ForwardReply {
     Remaining(Option<i64>),
     /// The request failed on the leader.
     Failed(EtcdError),
+    /// A membership change made: the member added (if any) and every member after it.
+    Members(super::members::MemberReply),
 }
 
 /// Where the other nodes take forwarded requests, and the open connections to them.
 #[derive(Clone)]
 pub struct Forwarder {
-    addrs: Arc<BTreeMap<NodeId, String>>,
+    addrs: Arc<RwLock<BTreeMap<NodeId, String>>>,
     pool: Arc<Mutex<BTreeMap<NodeId, Vec<Conn>>>>,
     cluster_id: u64,
     me: NodeId,
@@ -86,7 +90,7 @@ impl Forwarder {
         timeout: Duration,
     ) -> Self {
         Forwarder {
-            addrs: Arc::new(addrs),
+            addrs: Arc::new(RwLock::new(addrs)),
             pool: Arc::default(),
             cluster_id,
             me,
@@ -97,7 +101,31 @@ impl Forwarder {
 
     /// Whether node `to` can be forwarded to.
     pub fn reaches(&self, to: NodeId) -> bool {
-        self.addrs.contains_key(&to)
+        self.addrs().contains_key(&to)
+    }
+
+    /// Replaces the addresses (the membership changed): node id to client address.
+    pub fn set_addrs(&self, addrs: BTreeMap<NodeId, String>) {
+        let mut now = self.addrs.write().unwrap_or_else(|e| e.into_inner());
+        if *now != addrs {
+            // Pooled connections to a node whose address changed or went are stale.
+            let gone: Vec<NodeId> = now
+                .iter()
+                .filter(|(id, a)| addrs.get(id) != Some(a))
+                .map(|(id, _)| *id)
+                .collect();
+            *now = addrs;
+            drop(now);
+            let mut pool = self.lock();
+            for id in gone {
+                pool.remove(&id);
+            }
+        }
+    }
+
+    fn addrs(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, String>> {
+        // Only ever replaced whole.
+        self.addrs.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends `req` to node `to` and returns its answer; "no leader" (Unavailable) when it
@@ -133,8 +161,8 @@ impl Forwarder {
     }
 
     async fn connect(&self, to: NodeId) -> Result<Conn, String> {
-        let addr = self.addrs.get(&to).ok_or("no address")?;
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let addr = self.addrs().get(&to).cloned().ok_or("no address")?;
+        let stream = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let mut conn = FramedConn::from_tcp(stream, self.max_frame);
         let hello = Hello::new(self.cluster_id, self.me, Role::Peer);
@@ -235,6 +263,7 @@ async fn answer(node: &EtcdNode, req: ForwardRequest) -> ForwardReply {
         }
         ForwardRequest::KeepAlive(id) => node.keep_alive_here(id).map(ForwardReply::Ttl),
         ForwardRequest::Remaining(id) => Ok(ForwardReply::Remaining(node.remaining_here(id))),
+        ForwardRequest::Member(op) => node.member_op_here(op).await.map(ForwardReply::Members),
     };
     result.unwrap_or_else(ForwardReply::Failed)
 }

@@ -19,13 +19,17 @@
 //!   [`Command::LeaseExpire`], so every replica deletes the same keys at the same
 //!   revision. A new leader times every lease afresh with its full TTL. Keep-alives
 //!   reaching a follower are forwarded to the leader.
-//! - Snapshots: the whole store, taken when the persisted Raft state reaches
+//! - Membership ([`members`]): etcd's MemberAdd/Remove/Promote become the runtime's
+//!   membership changes on the leader; every member's addresses are in a replicated member
+//!   table, so the peer transport and the forwarding follow the membership.
+//! - Snapshots: the whole store and the member table, taken when the persisted Raft state reaches
 //!   `max_log_size` (or every `snapshot_interval` entries), installed on restart and when
 //!   the leader sends one.
 
 mod apply;
 pub mod codec;
 pub mod forward;
+pub mod members;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +53,8 @@ const APPLY_QUEUE: usize = 1024;
 /// How many revisions a watcher may fall behind before its feed is closed (it then
 /// re-reads from the store's history).
 const WATCH_QUEUE: usize = 1024;
+/// How often a node that has not published its addresses tries again.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 /// The pause before asking again for a read index that could not be confirmed.
 const READ_RETRY: Duration = Duration::from_millis(20);
 
@@ -66,8 +72,13 @@ pub struct EtcdNodeConfig {
     pub tick: Duration,
     /// The cluster ID in response headers.
     pub cluster_id: u64,
-    /// What `MemberList` reports.
-    pub members: Vec<MemberInfo>,
+    /// The members' addresses given at start (`--peers`, `--clients`, `--etcd-clients`),
+    /// this node's own included (it publishes them): used for the members the replicated
+    /// member table does not know.
+    pub members: BTreeMap<NodeId, members::MemberAddrs>,
+    /// Told every member's addresses whenever they change (the replicated table over the
+    /// ones given at start): a server keeps its peer transport in step with it.
+    pub on_addresses: Option<AddressSink>,
     /// How a follower reaches the leader with writes and keep-alives (`None`: it
     /// answers "not leader").
     pub forward: Option<forward::Forwarder>,
@@ -81,9 +92,23 @@ impl Default for EtcdNodeConfig {
             op_timeout: Duration::from_secs(2),
             tick: Duration::from_millis(10),
             cluster_id: 1,
-            members: Vec::new(),
+            members: BTreeMap::new(),
+            on_addresses: None,
             forward: None,
         }
+    }
+}
+
+/// A callback told every member's addresses (node id to addresses) when they change.
+#[derive(Clone)]
+pub struct AddressSink(pub Arc<dyn Fn(&Addresses) + Send + Sync>);
+
+/// Every member's addresses, by node id.
+pub type Addresses = BTreeMap<NodeId, members::MemberAddrs>;
+
+impl std::fmt::Debug for AddressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressSink")
     }
 }
 
@@ -116,6 +141,8 @@ struct State {
     next_seq: u64,
     /// While leading: the term and the lease deadlines.
     leases: Option<(Term, LeaseClock)>,
+    /// Every member's addresses (replicated, in the snapshot).
+    members: members::MemberTable,
     stats: EtcdStats,
 }
 
@@ -163,9 +190,28 @@ struct Inner {
     applied: watch::Sender<Index>,
     killed: AtomicBool,
     stop: Notify,
+    /// Held by the leader's membership requests: one at a time.
+    member_changes: tokio::sync::Mutex<()>,
 }
 
 impl Inner {
+    /// Tells the transport and the forwarder every member's addresses (after a change of
+    /// the member table).
+    fn addresses_changed(&self) {
+        let all = members::effective(&self.lock().members, &self.config.members);
+        if let Some(f) = &self.config.forward {
+            f.set_addrs(
+                all.iter()
+                    .filter(|(id, _)| **id != self.me)
+                    .filter_map(|(id, a)| Some((*id, a.client.clone()?)))
+                    .collect(),
+            );
+        }
+        if let Some(sink) = &self.config.on_addresses {
+            (sink.0)(&all);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every critical section completes its update or changes nothing, so a poisoned
         // lock holds a consistent state.
@@ -197,19 +243,50 @@ impl EtcdNode {
         config: EtcdNodeConfig,
         transport: T,
     ) -> Result<EtcdNode, RaftError> {
+        Self::check(&config)?;
+        let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE);
+        let raft = Raft::new(peers, me, storage, apply_tx, config.raft.clone(), transport)?;
+        Ok(Self::start(me, raft, config, apply_rx))
+    }
+
+    /// Starts replica `me` to join a running cluster ([`Raft::join`]): it is no member
+    /// and never campaigns until a leader adds it (etcd's `member add --learner` on the
+    /// cluster), unless `storage` holds a configuration (a restart). Must be called
+    /// inside a tokio runtime.
+    pub fn join<S: Storage, T: Transport>(
+        me: NodeId,
+        storage: S,
+        config: EtcdNodeConfig,
+        transport: T,
+    ) -> Result<EtcdNode, RaftError> {
+        Self::check(&config)?;
+        let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE);
+        let raft = Raft::join(me, storage, apply_tx, config.raft.clone(), transport)?;
+        Ok(Self::start(me, raft, config, apply_rx))
+    }
+
+    fn check(config: &EtcdNodeConfig) -> Result<(), RaftError> {
         if config.op_timeout.is_zero() || config.tick.is_zero() {
             return Err(RaftError::InvalidConfig(
                 "op_timeout and tick must be positive".into(),
             ));
         }
-        let (apply_tx, apply_rx) = mpsc::channel(APPLY_QUEUE);
-        let raft = Raft::new(peers, me, storage, apply_tx, config.raft.clone(), transport)?;
+        Ok(())
+    }
+
+    fn start(
+        me: NodeId,
+        raft: Raft,
+        config: EtcdNodeConfig,
+        apply_rx: mpsc::Receiver<raft::ApplyMsg>,
+    ) -> EtcdNode {
         let state = State {
             store: Store::new(config.store.clone()),
             hub: WatchHub::new(WATCH_QUEUE),
             waiters: BTreeMap::new(),
             next_seq: 1,
             leases: None,
+            members: members::MemberTable::default(),
             stats: EtcdStats::default(),
         };
         let inner = Arc::new(Inner {
@@ -222,9 +299,13 @@ impl EtcdNode {
             applied: watch::channel(0).0,
             killed: AtomicBool::new(false),
             stop: Notify::new(),
+            member_changes: tokio::sync::Mutex::new(()),
         });
+        inner.addresses_changed();
         tokio::spawn(apply::apply_loop(inner.clone(), apply_rx));
-        Ok(EtcdNode { inner })
+        let node = EtcdNode { inner };
+        tokio::spawn(node.clone().publish_loop(PUBLISH_EVERY));
+        node
     }
 
     /// The Raft peer: serve its `handle` to the other replicas.
@@ -446,10 +527,47 @@ impl EtcdBackend for EtcdNode {
     }
 
     async fn members(&self) -> Result<Vec<MemberInfo>, EtcdError> {
-        Ok(self.inner.config.members.clone())
+        Ok(self
+            .member_views()
+            .await?
+            .into_iter()
+            .map(MemberInfo::from)
+            .collect())
+    }
+
+    async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> Result<(MemberInfo, Vec<MemberInfo>), EtcdError> {
+        let r = self
+            .member_op(members::MemberOp::Add {
+                peer_urls,
+                is_learner,
+            })
+            .await?;
+        let added = r.added.ok_or(EtcdError::NoLeader)?;
+        Ok((
+            added.into(),
+            r.members.into_iter().map(MemberInfo::from).collect(),
+        ))
+    }
+
+    async fn member_remove(&self, id: u64) -> Result<Vec<MemberInfo>, EtcdError> {
+        let r = self.member_op(members::MemberOp::Remove(id)).await?;
+        Ok(r.members.into_iter().map(MemberInfo::from).collect())
+    }
+
+    async fn member_promote(&self, id: u64) -> Result<Vec<MemberInfo>, EtcdError> {
+        let r = self.member_op(members::MemberOp::Promote(id)).await?;
+        Ok(r.members.into_iter().map(MemberInfo::from).collect())
     }
 
     async fn status(&self) -> Result<NodeStatus, EtcdError> {
+        let is_learner = match self.inner.raft.membership().await {
+            Ok(m) => m.membership.learners.contains(&self.inner.me),
+            Err(e) => return Err(raft_error(e)),
+        };
         let rs = self.inner.raft.status();
         let st = self.inner.lock();
         Ok(NodeStatus {
@@ -460,7 +578,7 @@ impl EtcdBackend for EtcdNode {
             raft_term: rs.term,
             raft_applied_index: st.stats.last_applied,
             errors: Vec::new(),
-            is_learner: false,
+            is_learner,
         })
     }
 }

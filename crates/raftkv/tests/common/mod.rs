@@ -26,7 +26,7 @@ pub const ELECTION_MAX_MS: u64 = 400;
 /// hands out with bind(0) is in that range, where any outgoing connection (the tests'
 /// clients, the nodes' peer links) may take it before the child binds it. Random, checked
 /// free by binding it, and never handed out twice by this process.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     use rand::Rng;
     static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut rng = rand::thread_rng();
@@ -133,6 +133,32 @@ impl Cluster {
             c.spawn(id);
         }
         c
+    }
+
+    /// Prepares node `nodes.len() + 1` to join this etcd cluster (`serve --join`, knowing
+    /// only its own addresses); start it with [`spawn`](Self::spawn) once the cluster
+    /// has added it. Returns its id.
+    pub fn add_joining_etcd_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let me = Node {
+            id,
+            peer: format!("127.0.0.1:{}", free_port()),
+            client: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            etcd: format!("127.0.0.1:{}", free_port()),
+        };
+        let toml = format!(
+            "tick_ms = 10\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n\
+             heartbeat_ms = 50\nhandshake_timeout_ms = 1000\nop_timeout_ms = 3000\n\
+             join = true\netcd_addr = \"{}\"\n\
+             [[nodes]]\nid = {id}\npeer = \"{}\"\nclient = \"{}\"\netcd = \"{}\"\n",
+            me.etcd, me.peer, me.client, me.etcd
+        );
+        let file = self.dir.path().join(format!("node-{id}.toml"));
+        std::fs::write(&file, toml).expect("config file");
+        self.config_files.push(file);
+        self.nodes.push(me);
+        id
     }
 
     /// Node `id`'s real peer address.
