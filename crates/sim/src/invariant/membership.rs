@@ -155,9 +155,9 @@ impl Invariant for ElectionQuorum {
                 let none = BTreeSet::new();
                 let votes = self.grants.get(&(term, me)).unwrap_or(&none);
                 let yes = |id: NodeId| id == me || votes.contains(&id);
+                // Grants of old terms are kept: a stale candidate may still win with a
+                // delayed grant after a later term's leader was elected.
                 if is_quorum(core.membership(), yes) {
-                    // Grants of older terms are no longer needed.
-                    self.grants.retain(|(t, _), _| *t + 1 >= term);
                     return Ok(());
                 }
                 Err(format!(

@@ -18,6 +18,18 @@ impl Invariant for ElectionSafety {
         InvariantKind::ElectionSafety.name()
     }
     fn observe(&mut self, world: &World, obs: &Observation<'_>) -> Result<(), String> {
+        if let Observation::Crashed {
+            node,
+            rolled_back: Some(_),
+        } = *obs
+        {
+            // A leader whose vote for itself was in the unsynced batch the crash lost (a
+            // single voter wins before its write is synced) never led as far as anyone
+            // could see: the batch's messages never left.
+            let disk_term = world.nodes[node].storage.hard_state().term;
+            self.leaders.retain(|t, n| *n != node || *t <= disk_term);
+            return Ok(());
+        }
         let Observation::Stepped { node } = *obs else {
             return Ok(());
         };
