@@ -326,6 +326,19 @@ fn a_follower_forwards_a_read_and_gets_the_read_index_back() {
         ready.messages[0].msg,
         Message::ReadIndexResponse { index: None, .. }
     ));
+    // The leader refuses a read forwarded by a server outside its configuration (a
+    // removed one): it would wait forever for entries nobody sends it.
+    net.node(1)
+        .step(7, Message::ReadIndex { term, ctx: 5 })
+        .expect("step");
+    let ready = net.ready(1);
+    assert!(
+        ready.messages.iter().any(|e| e.to == 7
+            && matches!(e.msg, Message::ReadIndexResponse { ctx: 5, index: None, .. })),
+        "{:?}",
+        ready.messages
+    );
+    assert_eq!(net.node(1).pending_reads(), 0);
 }
 
 #[test]

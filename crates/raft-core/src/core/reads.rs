@@ -196,7 +196,10 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     pub(super) fn on_read_index(&mut self, from: NodeId, ctx: u64) {
-        if self.role == Role::Leader {
+        // A server outside the configuration (removed, perhaps without knowing it yet)
+        // will never receive the entries up to the read index: refuse at once rather than
+        // leave its client waiting for a state machine that cannot catch up.
+        if self.role == Role::Leader && self.membership().contains(from) {
             self.accept_read(Origin::Peer(from), ctx);
             return;
         }
