@@ -334,7 +334,14 @@ fn a_follower_forwards_a_read_and_gets_the_read_index_back() {
     let ready = net.ready(1);
     assert!(
         ready.messages.iter().any(|e| e.to == 7
-            && matches!(e.msg, Message::ReadIndexResponse { ctx: 5, index: None, .. })),
+            && matches!(
+                e.msg,
+                Message::ReadIndexResponse {
+                    ctx: 5,
+                    index: None,
+                    ..
+                }
+            )),
         "{:?}",
         ready.messages
     );
