@@ -551,24 +551,34 @@ impl Simulator {
     }
 
     fn schedule_proposal(&mut self) {
-        let rate = self.cfg.workload.proposals_per_tick;
+        self.schedule_at_rate(self.cfg.workload.proposals_per_tick, Event::Propose);
+    }
+
+    /// Schedules the next `event` of a client stream of `rate` events per tick on average
+    /// (the gap uniform in 1..=2 mean gaps; nothing when `rate` is 0).
+    fn schedule_at_rate(&mut self, rate: f64, event: Event) {
         if rate <= 0.0 {
             return;
         }
         let mean = ((self.cfg.network.tick_us as f64) / rate).max(1.0) as Micros;
         let at = self.world.now + self.rng.gen_range(1..=2 * mean);
-        self.queue.push(at, Event::Propose);
+        self.queue.push(at, event);
+    }
+
+    /// The node a client request goes to: the newest leader with probability
+    /// `workload.leader_bias` (when there is one), otherwise any node.
+    fn client_target(&mut self) -> usize {
+        let n = self.world.nodes.len();
+        let bias = self.cfg.workload.leader_bias;
+        match self.current_leader() {
+            Some(l) if self.chance(bias) => l,
+            _ => self.rng.gen_range(0..n),
+        }
     }
 
     fn propose_batch(&mut self) -> Result<(), Violation> {
-        let n = self.world.nodes.len();
         let k = self.rng.gen_range(1..=self.cfg.workload.max_batch);
-        let leader = self.current_leader();
-        let bias = self.cfg.workload.leader_bias;
-        let target = match leader {
-            Some(l) if self.chance(bias) => l,
-            _ => self.rng.gen_range(0..n),
-        };
+        let target = self.client_target();
         self.flush_before_input(target)?;
         self.set_clock(target);
         for _ in 0..k {

@@ -104,7 +104,7 @@ impl MemberTable {
         let gone: Vec<NodeId> = self
             .members
             .keys()
-            .filter(|id| !in_config(m, **id))
+            .filter(|id| !m.contains(**id))
             .copied()
             .collect();
         for id in &gone {
@@ -130,12 +130,6 @@ impl MemberTable {
         let b = self.removed.iter().next_back().copied().unwrap_or(0);
         a.max(b)
     }
-}
-
-fn in_config(m: &Membership, id: NodeId) -> bool {
-    m.voters.contains(&id)
-        || m.learners.contains(&id)
-        || m.outgoing.as_ref().is_some_and(|o| o.contains(&id))
 }
 
 /// Every member the node can address: the table over the addresses given at start, less
@@ -337,7 +331,7 @@ impl EtcdNode {
                 (Some(id), after)
             }
             MemberOp::Remove(id) => {
-                if !in_config(&m, id) {
+                if !m.contains(id) {
                     return Err(EtcdError::MemberNotFound);
                 }
                 let after = raft.remove_server(id).await.map_err(change_error)?;
@@ -356,7 +350,7 @@ impl EtcdNode {
                 (None, after)
             }
             MemberOp::Publish(id, addrs) => {
-                if !in_config(&m, id) {
+                if !m.contains(id) {
                     return Err(EtcdError::MemberNotFound);
                 }
                 self.commit_member(MemberChange::Publish { id, addrs })
@@ -377,7 +371,7 @@ impl EtcdNode {
         let all = effective(&st.members, &self.inner.config.members);
         for (id, a) in &all {
             if a.peer == peer {
-                if in_config(m, *id) {
+                if m.contains(*id) {
                     return Err(EtcdError::PeerUrlExists);
                 }
                 if !a.published {
@@ -442,7 +436,7 @@ impl EtcdNode {
                 return;
             }
             let member = match self.inner.raft.membership().await {
-                Ok(s) => in_config(&s.membership, me),
+                Ok(s) => s.membership.contains(me),
                 Err(_) => return,
             };
             if member {

@@ -8,7 +8,6 @@
 //! nothing the invariants can see.
 
 use super::{Phase, Simulator};
-use crate::config::Micros;
 use crate::event::Event;
 use crate::invariant::Violation;
 use crate::trace::{MembershipOp, TraceKind};
@@ -41,13 +40,7 @@ impl Simulator {
     }
 
     pub(super) fn schedule_membership(&mut self) {
-        let rate = self.cfg.workload.membership_per_tick;
-        if rate <= 0.0 {
-            return;
-        }
-        let mean = ((self.cfg.network.tick_us as f64) / rate).max(1.0) as Micros;
-        let at = self.world.now + self.rng.gen_range(1..=2 * mean);
-        self.queue.push(at, Event::Membership);
+        self.schedule_at_rate(self.cfg.workload.membership_per_tick, Event::Membership);
     }
 
     /// A client asks a node for a membership change or a leadership transfer.
@@ -56,11 +49,7 @@ impl Simulator {
             return Ok(());
         }
         self.schedule_membership();
-        let n = self.world.nodes.len();
-        let node = match self.current_leader() {
-            Some(l) if self.chance(self.cfg.workload.leader_bias) => l,
-            _ => self.rng.gen_range(0..n),
-        };
+        let node = self.client_target();
         let Some(current) = self.world.nodes[node]
             .core()
             .map(|c| c.membership().clone())

@@ -3,7 +3,6 @@
 //! checked by the `linearizable-read` invariant against the committed log.
 
 use super::{Phase, Simulator};
-use crate::config::Micros;
 use crate::event::Event;
 use crate::invariant::{Observation, Violation};
 use crate::trace::{ReadStage, TraceKind};
@@ -13,13 +12,7 @@ use rand::Rng;
 
 impl Simulator {
     pub(super) fn schedule_read(&mut self) {
-        let rate = self.cfg.workload.reads_per_tick;
-        if rate <= 0.0 {
-            return;
-        }
-        let mean = ((self.cfg.network.tick_us as f64) / rate).max(1.0) as Micros;
-        let at = self.world.now + self.rng.gen_range(1..=2 * mean);
-        self.queue.push(at, Event::Read);
+        self.schedule_at_rate(self.cfg.workload.reads_per_tick, Event::Read);
     }
 
     /// A client asks one node for a read.
@@ -28,12 +21,7 @@ impl Simulator {
             return Ok(());
         }
         self.schedule_read();
-        let n = self.world.nodes.len();
-        let bias = self.cfg.workload.leader_bias;
-        let node = match self.current_leader() {
-            Some(l) if self.chance(bias) => l,
-            _ => self.rng.gen_range(0..n),
-        };
+        let node = self.client_target();
         let ctx = self.next_read;
         self.next_read += 1;
         self.stats.counts.reads += 1;
@@ -47,30 +35,21 @@ impl Simulator {
         let must_see = key.map_or(max, |k| self.world.ledger.last_write(k, max));
         self.set_clock(node);
         self.observe(Observation::ReadStarted { node, ctx, key })?;
-        let (leased, asked) = match self.world.nodes[node].core.as_mut() {
-            // A keyed read is answered at once under any lease that covers its key
-            // (inherited ones included); the others under the leader's own lease, inside
-            // `read_index`.
-            Some(core) => match key.and_then(|k| core.lease_read_for(|data| k.touches(data))) {
-                Some(index) => {
-                    if core.limbo().is_some() {
-                        self.stats.counts.reads_inherited += 1;
-                    }
-                    (Some(index), true)
-                }
-                None => {
-                    let own = core.lease_read().is_some_and(|l| l.limbo.is_none());
-                    if own && key.is_none() {
-                        self.stats.counts.reads_leased += 1;
-                    }
-                    (None, core.read_index(ctx).is_ok())
-                }
-            },
-            None => (None, false),
+        // A keyed read is answered at once under any lease that covers its key (inherited
+        // ones included); the others go through `read_index`, which answers under the
+        // leader's own lease without a round.
+        let (leased, asked, under_lease, inherited) = match self.world.nodes[node].core.as_mut() {
+            Some(core) => {
+                let leased = key.and_then(|k| core.lease_read_for(|data| k.touches(data)));
+                let inherited = leased.is_some() && core.limbo().is_some();
+                let own = core.lease_read().is_some_and(|l| l.limbo.is_none());
+                let asked = leased.is_some() || core.read_index(ctx).is_ok();
+                (leased, asked, leased.is_some() || own, inherited)
+            }
+            None => (None, false, false, false),
         };
-        if leased.is_some() {
-            self.stats.counts.reads_leased += 1;
-        }
+        self.stats.counts.reads_leased += u64::from(under_lease);
+        self.stats.counts.reads_inherited += u64::from(inherited);
         let stage = if asked {
             ReadStage::Asked { must_see }
         } else {
