@@ -109,8 +109,16 @@ async fn client(mut kv: KvClient, args: Arc<Args>, phase: Arc<Phase>) -> Result<
                 let micros = started.elapsed().as_micros().max(1) as u64;
                 local.saturating_record(micros);
             }
-            Ok(Err(_)) | Err(_) => {
-                phase.errors.fetch_add(1, Ordering::Relaxed);
+            Ok(Err(e)) => {
+                // The first failure of a phase says why; the count says how often.
+                if phase.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("operation {n} failed: {e:#}");
+                }
+            }
+            Err(_) => {
+                if phase.errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("operation {n} timed out after {} ms", args.timeout_ms);
+                }
             }
         }
     }

@@ -180,3 +180,98 @@ fn a_report_about_replaced_entries_is_ignored() {
     f.persisted(1, 1);
     assert_eq!(f.durable_index(), 2);
 }
+
+// While the driver's write runs (`take_ready_while_writing`): only what needs no write.
+
+#[test]
+fn while_writing_only_replication_requests_leave() {
+    let mut c = core(1, &[1, 2, 3], true);
+    elect(&mut c, &[1, 2, 3]);
+    c.take_ready();
+    let (first, _) = c.propose(Bytes::from_static(b"x")).expect("leader");
+    c.take_ready(); // the driver writes entry `first`
+    let (second, _) = c.propose(Bytes::from_static(b"y")).expect("leader");
+    assert!(c.has_ready_while_writing());
+    let ready = c.take_ready_while_writing(usize::MAX);
+    assert!(ready.entries.is_empty() && ready.hard_state.is_none());
+    assert_eq!(ready.early_messages.len(), 2, "{:?}", ready.early_messages);
+    assert!(ready.early_messages.iter().all(|m| matches!(
+        &m.msg,
+        Message::AppendEntries { entries, .. } if entries.last().map(|e| e.index) == Some(second)
+    )));
+    assert!(ready.messages.is_empty());
+    // The new entry still waits to be written, with the next full Ready.
+    let next = c.take_ready();
+    assert_eq!(next.entries.first().map(|e| e.index), Some(first + 1));
+}
+
+#[test]
+fn while_writing_nothing_leaves_without_the_setting() {
+    let mut c = core(1, &[1, 2, 3], false);
+    elect(&mut c, &[1, 2, 3]);
+    c.take_ready();
+    c.propose(Bytes::from_static(b"x")).expect("leader");
+    c.take_ready();
+    c.propose(Bytes::from_static(b"y")).expect("leader");
+    let ready = c.take_ready_while_writing(usize::MAX);
+    assert!(ready.early_messages.is_empty() && ready.messages.is_empty());
+    assert_eq!(
+        c.take_ready().messages.len(),
+        2,
+        "the requests wait for the write"
+    );
+}
+
+#[test]
+fn while_writing_only_entries_durable_here_are_applied() {
+    // A single node without the parallel write counts its own entries at once: committed,
+    // but not durable until written. Applying one early could answer a client with a
+    // write that a crash then loses.
+    let mut c = core(1, &[1], false);
+    elect(&mut c, &[1]);
+    c.take_ready();
+    let (first, term) = c.propose(Bytes::from_static(b"x")).expect("leader");
+    let writing = c.take_ready();
+    assert_eq!(writing.entries.len(), 1);
+    let (second, _) = c.propose(Bytes::from_static(b"y")).expect("leader");
+    assert_eq!(c.commit_index(), second);
+    assert!(c.take_ready_while_writing(9).committed.is_empty());
+    // The first write ends; the second entry has not even been handed over for writing.
+    c.persisted(first, term);
+    assert!(!c.has_ready_while_writing());
+    assert!(c.take_ready_while_writing(9).committed.is_empty());
+    let next = c.take_ready();
+    assert_eq!(
+        next.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![second]
+    );
+    assert_eq!(
+        next.committed.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![second]
+    );
+}
+
+#[test]
+fn while_writing_a_leader_applies_what_its_followers_and_disk_hold() {
+    let mut c = core(1, &[1, 2, 3], true);
+    elect(&mut c, &[1, 2, 3]);
+    c.take_ready();
+    let (first, term) = c.propose(Bytes::from_static(b"x")).expect("leader");
+    c.take_ready();
+    c.persisted(first, term);
+    let (second, _) = c.propose(Bytes::from_static(b"y")).expect("leader");
+    c.take_ready(); // writing `second`
+    ack(&mut c, 2, second);
+    ack(&mut c, 3, second);
+    assert_eq!(c.commit_index(), second, "both followers hold both");
+    // Only `first` is durable here: `second` is applied after the leader's write.
+    let ready = c.take_ready_while_writing(9);
+    assert_eq!(
+        ready.committed.iter().map(|e| e.index).collect::<Vec<_>>(),
+        (1..=first).collect::<Vec<_>>()
+    );
+    assert!(
+        !c.has_ready_while_writing(),
+        "nothing more until the write ends"
+    );
+}

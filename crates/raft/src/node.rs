@@ -351,6 +351,13 @@ type Writing<S> = (
     Unsent,
 );
 
+impl Unsent {
+    /// True when it holds something to apply: what is applied after it must wait.
+    fn holds_applies(&self) -> bool {
+        self.restore.is_some() || !self.committed.is_empty()
+    }
+}
+
 /// The part of a `Ready` that may happen only once its persistent part is durable.
 struct Unsent {
     /// The last entry (or snapshot point) the write makes durable, to tell the core.
@@ -365,8 +372,10 @@ struct Actor<S, T> {
     /// `None` only while a write runs on the blocking pool.
     storage: Option<S>,
     /// The write in flight on the blocking pool, if any. While it runs the actor keeps
-    /// ticking and stepping commands into the core; everything they produce goes into the
-    /// next `Ready`, written with one sync when this one is done (group commit).
+    /// ticking and stepping commands into the core; what they produce that must be
+    /// persisted goes into the next `Ready`, written with one sync when this one is done
+    /// (group commit), and the rest is handed over at once
+    /// (`RaftCore::take_ready_while_writing`).
     writing: Option<Writing<S>>,
     transport: Arc<T>,
     apply_tx: mpsc::Sender<ApplyMsg>,
@@ -431,7 +440,12 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
-            let waiting_to_apply = self.core.has_unapplied() && !self.apply_tx.is_closed();
+            // Only a full channel is waited on: with room, the Ready taken below hands
+            // over what is appliable, and entries that wait for a write to end are woken
+            // by that write (waiting on room there would spin until it ends).
+            let waiting_to_apply = self.core.has_unapplied()
+                && self.apply_tx.capacity() == 0
+                && !self.apply_tx.is_closed();
             let apply_tx = self.apply_tx.clone();
             let writing = self.writing.is_some();
             tokio::select! {
@@ -480,13 +494,31 @@ impl<S: Storage, T: Transport> Actor<S, T> {
             if self.published.killed.load(Ordering::Acquire) {
                 return Ok(());
             }
-            if self.writing.is_none() && self.core.has_ready() {
-                let room = if self.apply_tx.is_closed() {
-                    usize::MAX
+            let room = if self.apply_tx.is_closed() {
+                usize::MAX
+            } else {
+                self.apply_tx.capacity().min(MAX_APPLY_PER_TURN)
+            };
+            if self.writing.is_none() {
+                if self.core.has_ready() {
+                    let ready = self.core.take_ready_bounded(room);
+                    self.process(ready).await?;
+                }
+            } else if self.core.has_ready_while_writing() {
+                // What needs no write to end goes now (entries committed and durable
+                // here, read answers, a leader's replication requests), so that a
+                // client's request does not wait for a write that holds other requests.
+                // Entries to apply wait, though, behind what the write holds back.
+                let room = if self
+                    .writing
+                    .as_ref()
+                    .is_some_and(|(_, u)| u.holds_applies())
+                {
+                    0
                 } else {
-                    self.apply_tx.capacity().min(MAX_APPLY_PER_TURN)
+                    room
                 };
-                let ready = self.core.take_ready_bounded(room);
+                let ready = self.core.take_ready_while_writing(room);
                 self.process(ready).await?;
             }
             self.conf.poll(&mut self.core);
@@ -605,12 +637,23 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         if let Some((observer, _)) = &self.observer {
             observe_write(observer, &persist, ready.restore.is_some());
         }
+        // Entries this node already holds durable are applied now rather than after
+        // the write, which may take a while; those the write makes durable wait for it.
+        // Behind a snapshot to restore, everything waits.
+        let mut committed = ready.committed;
+        let later = if ready.restore.is_none() {
+            let durable_here = self.core.durable_index();
+            committed.split_off(committed.partition_point(|e| e.index <= durable_here))
+        } else {
+            std::mem::take(&mut committed)
+        };
         let unsent = Unsent {
             durable,
             messages: ready.messages,
             restore: ready.restore,
-            committed: ready.committed,
+            committed: later,
         };
+        apply(&self.apply_tx, self.core.id(), None, committed).await;
         if !persist.batch().is_empty() {
             // 1. Persist before anything that depends on it leaves the node.
             let Some(mut storage) = self.storage.take() else {
@@ -656,40 +699,14 @@ impl<S: Storage, T: Transport> Actor<S, T> {
                 self.call(env);
             }
         }
-        // 3. Apply: a snapshot first, then the entries after it. The core handed over no
-        // more than the channel had room for.
-        let restore = unsent.restore.map(|snap| ApplyMsg::Snapshot {
-            index: snap.meta.index,
-            term: snap.meta.term,
-            data: snap.data,
-        });
-        let commands = unsent.committed.into_iter().map(|entry| {
-            if entry.kind == EntryKind::Config {
-                return ApplyMsg::Config {
-                    index: entry.index,
-                    term: entry.term,
-                    membership: raft_core::Membership::decode(&entry.data).unwrap_or_default(),
-                };
-            }
-            // Commands are never empty (the core refuses them): an empty entry is the
-            // leader's no-op, which the service must not try to decode.
-            if entry.data.is_empty() {
-                ApplyMsg::NoOp {
-                    index: entry.index,
-                    term: entry.term,
-                }
-            } else {
-                ApplyMsg::Command {
-                    index: entry.index,
-                    term: entry.term,
-                    command: entry.data,
-                }
-            }
-        });
-        let id = self.core.id();
-        for msg in restore.into_iter().chain(commands) {
-            deliver(&self.apply_tx, id, msg).await;
-        }
+        // 3. Apply.
+        apply(
+            &self.apply_tx,
+            self.core.id(),
+            unsent.restore,
+            unsent.committed,
+        )
+        .await;
     }
 
     fn call(&mut self, env: Envelope) {
@@ -775,6 +792,47 @@ fn observe_write(observer: &Observer, persist: &Persist, installed: bool) {
         installed: installed && snapshot.is_some(),
         entries: persist.entries.iter().map(|e| (e.index, e.term)).collect(),
     });
+}
+
+/// Hands the service a snapshot to restore, if any, then `committed`, in order. The
+/// core handed over no more than the channel had room for.
+async fn apply(
+    apply_tx: &mpsc::Sender<ApplyMsg>,
+    id: NodeId,
+    restore: Option<Snapshot>,
+    committed: Vec<raft_core::Entry>,
+) {
+    let restore = restore.map(|snap| ApplyMsg::Snapshot {
+        index: snap.meta.index,
+        term: snap.meta.term,
+        data: snap.data,
+    });
+    let commands = committed.into_iter().map(|entry| {
+        if entry.kind == EntryKind::Config {
+            return ApplyMsg::Config {
+                index: entry.index,
+                term: entry.term,
+                membership: raft_core::Membership::decode(&entry.data).unwrap_or_default(),
+            };
+        }
+        // Commands are never empty (the core refuses them): an empty entry is the
+        // leader's no-op, which the service must not try to decode.
+        if entry.data.is_empty() {
+            ApplyMsg::NoOp {
+                index: entry.index,
+                term: entry.term,
+            }
+        } else {
+            ApplyMsg::Command {
+                index: entry.index,
+                term: entry.term,
+                command: entry.data,
+            }
+        }
+    });
+    for msg in restore.into_iter().chain(commands) {
+        deliver(apply_tx, id, msg).await;
+    }
 }
 
 /// Hands `msg` to the service. The actor only hands over what the channel had room for,

@@ -1,9 +1,10 @@
 //! The protocol state machine: Figure 2 of the extended Raft paper, driven by events.
 //!
-//! This module holds the state, the inputs and the [`Ready`] hand-over; the rules live in
+//! This module holds the state and the inputs; the rules and the [`Ready`] hand-over live in
 //! one submodule per concern: [`election`], [`prevote`], [`check_quorum`] (and leader
 //! stickiness), [`follower`] (receiving entries and snapshots), [`leader`] (sending them,
-//! flow control, commit), [`reads`] (ReadIndex), [`lease`] (lease reads).
+//! flow control, commit), [`reads`] (ReadIndex), [`lease`] (lease reads), [`ready`] (the
+//! hand-over to the driver).
 
 mod check_quorum;
 mod conf_change;
@@ -13,6 +14,7 @@ mod leader;
 mod lease;
 mod prevote;
 mod reads;
+mod ready;
 mod transfer;
 
 pub use lease::LeaseRead;
@@ -23,6 +25,7 @@ use crate::membership::Membership;
 use crate::message::{Envelope, Message};
 use crate::progress::Progress;
 use crate::read_only::ReadOnly;
+#[cfg(doc)]
 use crate::ready::Ready;
 use crate::snapshot_conf;
 use crate::tracker::ConfigTracker;
@@ -456,113 +459,6 @@ impl<R: RngCore> RaftCore<R> {
                 Ok(())
             }
         }
-    }
-
-    /// True when [`take_ready`](Self::take_ready) would return work.
-    pub fn has_ready(&self) -> bool {
-        self.hard_dirty
-            || self.pending_truncate.is_some()
-            || !self.pending_entries.is_empty()
-            || !self.outbox.is_empty()
-            || self.broadcast_pending
-            || self.pending_snapshot.is_some()
-            || self.pending_restore.is_some()
-            || self.applied < self.commit
-            || self.reads.has_output()
-            || (self.reads.round_wanted() && self.role == Role::Leader)
-    }
-
-    /// Hands over everything to persist, send and apply. See [`Ready`] for the order the
-    /// driver must follow.
-    pub fn take_ready(&mut self) -> Ready {
-        self.take_ready_bounded(usize::MAX)
-    }
-
-    /// Like [`take_ready`](Self::take_ready), but hands over at most `max_apply` things to
-    /// apply (a snapshot to restore counts as one). The rest stays committed in the core
-    /// and comes with a later `Ready`: a driver whose service applies slowly bounds what
-    /// it buffers, while persisting and sending go on.
-    pub fn take_ready_bounded(&mut self, max_apply: usize) -> Ready {
-        if std::mem::take(&mut self.broadcast_pending) && self.role == Role::Leader {
-            for peer in self.others() {
-                self.send_append(peer, false);
-            }
-        }
-        self.start_read_round();
-        let hard_state = if self.hard_dirty {
-            self.hard_dirty = false;
-            Some(self.hard)
-        } else {
-            None
-        };
-        let entries = std::mem::take(&mut self.pending_entries);
-        self.stable_last = self.log.last_index();
-        let mut room = max_apply;
-        let restore = if room > 0 {
-            self.pending_restore.take()
-        } else {
-            None
-        };
-        room -= usize::from(restore.is_some());
-        let committed = if self.pending_restore.is_some() || room == 0 {
-            Vec::new()
-        } else {
-            let room = u64::try_from(room).unwrap_or(u64::MAX);
-            let last = self.commit.min(self.applied.saturating_add(room));
-            self.log.slice(self.applied + 1, last).to_vec()
-        };
-        self.applied = self.applied.max(committed.last().map_or(0, |e| e.index));
-        let mut messages = std::mem::take(&mut self.outbox);
-        // A Ready that changes term or vote sends nothing early: its messages may speak
-        // for that change.
-        let early_messages = if self.cfg.leader_parallel_write && hard_state.is_none() {
-            let (early, late) = messages
-                .into_iter()
-                .partition(|m| m.msg.may_precede_persist());
-            messages = late;
-            early
-        } else {
-            Vec::new()
-        };
-        Ready {
-            hard_state,
-            truncate_from: self.pending_truncate.take(),
-            entries,
-            snapshot: self.pending_snapshot.take(),
-            early_messages,
-            messages,
-            restore,
-            committed,
-            read_states: std::mem::take(&mut self.reads.confirmed),
-            failed_reads: std::mem::take(&mut self.reads.failed),
-        }
-    }
-
-    /// The driver made the write that ends with entry `index` of `term` durable (for a
-    /// write with no entries: its snapshot's last index and term). With
-    /// [`CoreConfig::leader_parallel_write`] the leader counts its own log toward a commit
-    /// only up to here; a report about entries since replaced (truncated, or another term
-    /// at that index) is ignored. Without that setting it changes nothing.
-    pub fn persisted(&mut self, index: Index, term: Term) {
-        if index <= self.durable || self.log.term(index) != Some(term) {
-            return;
-        }
-        // Log matching: the same index and term mean the same entries up to there.
-        self.durable = index;
-        if self.role == Role::Leader {
-            self.maybe_commit();
-        }
-    }
-
-    /// How far the driver reported the log durable through
-    /// [`persisted`](Self::persisted) (from restart: all of it).
-    pub fn durable_index(&self) -> Index {
-        self.durable
-    }
-
-    /// True when committed entries (or a snapshot to restore) wait to be handed over.
-    pub fn has_unapplied(&self) -> bool {
-        self.pending_restore.is_some() || self.applied < self.commit
     }
 
     /// Refuses answers that name indices this leader never sent: accepting them would
