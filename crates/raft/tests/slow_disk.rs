@@ -50,6 +50,8 @@ impl Transport for Local {
 
 /// What one peer's service saw: the indices of what it applied, in order.
 type Applied = Arc<Mutex<Vec<u64>>>;
+/// The commands one peer's service applied, in order.
+type Commands = Arc<Mutex<Vec<Bytes>>>;
 
 async fn run(parallel_write: bool) {
     const PROPOSERS: usize = 24;
@@ -62,7 +64,7 @@ async fn run(parallel_write: bool) {
     };
     let net = Local::default();
     let ids = [1, 2, 3];
-    let mut seen: BTreeMap<NodeId, (Applied, Arc<Mutex<Vec<Bytes>>>)> = BTreeMap::new();
+    let mut seen: BTreeMap<NodeId, (Applied, Commands)> = BTreeMap::new();
     for id in ids {
         let (tx, mut rx) = mpsc::channel(64);
         let disk = SlowDisk {
@@ -71,7 +73,7 @@ async fn run(parallel_write: bool) {
         };
         let raft = Raft::new(&ids, id, disk, tx, config.clone(), net.clone()).expect("peer");
         let indices: Applied = Default::default();
-        let commands: Arc<Mutex<Vec<Bytes>>> = Default::default();
+        let commands: Commands = Default::default();
         seen.insert(id, (indices.clone(), commands.clone()));
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
