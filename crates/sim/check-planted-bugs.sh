@@ -19,15 +19,7 @@ missed=0
 printf '%-30s | %-14s | %-22s | %-14s | %s\n' \
     "planted bug" "seeds to catch" "caught by" "w/o persisted" "caught by (persisted-state off)"
 printf '%s\n' "-------------------------------+----------------+------------------------+----------------+--------------------------------"
-# Bugs that no simulated run can show, checked by raft-core's rule tests instead (see
-# docs/TESTING.md, "Planted bugs"): the leader's early count of its own unpersisted copy
-# only becomes visible with a driver that keeps several writes in flight.
-rule_tests_only="leader-counts-unpersisted"
 for bug in $bugs; do
-    if grep -qw -- "$bug" <<<"$rule_tests_only"; then
-        printf '%-30s | %s\n' "$bug" "rule tests only (crates/raft-core/tests/parallel_write_rules.rs)"
-        continue
-    fi
     cols=()
     for disable in "" "persisted-state"; do
         out=$(RAFT_SIM_DISABLE="$disable" RUSTFLAGS="--cfg raft_bug=\"$bug\"" \

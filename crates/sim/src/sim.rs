@@ -21,6 +21,7 @@ use std::fmt;
 mod clock;
 mod membership;
 mod reads;
+mod while_writing;
 
 /// Counts of injected faults.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -616,8 +617,9 @@ impl Simulator {
 
     fn after_input(&mut self, node: usize) -> Result<(), Violation> {
         if self.world.nodes[node].unsent.is_some() {
-            // One write at a time: the next Ready waits for this one's flush.
-            return Ok(());
+            // One write at a time: the next Ready waits for this one's flush, and only
+            // what needs no write is handed over meanwhile.
+            return self.while_writing(node);
         }
         let ready = match self.world.nodes[node].core.as_mut() {
             Some(core) if core.has_ready() => core.take_ready(),
@@ -699,6 +701,17 @@ impl Simulator {
             self.send(node, env)?;
         }
         if deferred {
+            // What this node already held durable is applied now, as the runtime does;
+            // the rest waits for the sync, and everything waits behind a restore.
+            let (now, committed) = match (&restore, self.world.nodes[node].core()) {
+                (None, Some(core)) => {
+                    let durable_here = core.durable_index();
+                    let mut now = committed;
+                    let later = now.split_off(now.partition_point(|e| e.index <= durable_here));
+                    (now, later)
+                }
+                _ => (Vec::new(), committed),
+            };
             let nd = &mut self.world.nodes[node];
             nd.unsent = Some(Unsent {
                 durable,
@@ -706,6 +719,8 @@ impl Simulator {
                 restore,
                 committed,
             });
+            self.apply_durable(node, now)?;
+            let nd = &mut self.world.nodes[node];
             let incarnation = nd.incarnation;
             let fsync = self.cfg.network.fsync_max_us.max(1);
             let at = self.world.now + self.rng.gen_range(1..=fsync);
@@ -726,8 +741,17 @@ impl Simulator {
     }
 
     fn record_commits(&mut self, node: usize) -> Result<(), Violation> {
+        self.record_commits_through(node, Index::MAX)
+    }
+
+    /// Records the node's commits up to `last` (and its commit index).
+    pub(super) fn record_commits_through(
+        &mut self,
+        node: usize,
+        last: Index,
+    ) -> Result<(), Violation> {
         let (commit, term) = match self.world.nodes[node].core() {
-            Some(c) => (c.commit_index(), c.term()),
+            Some(c) => (c.commit_index().min(last), c.term()),
             None => return Ok(()),
         };
         let seen = self.world.nodes[node].commit_seen;
@@ -826,7 +850,7 @@ impl Simulator {
         Ok(())
     }
 
-    fn maybe_schedule_compaction(&mut self, node: usize) {
+    pub(super) fn maybe_schedule_compaction(&mut self, node: usize) {
         let every = self.cfg.snapshot_every;
         let nd = &self.world.nodes[node];
         let Some(core) = nd.core() else { return };
@@ -864,7 +888,7 @@ impl Simulator {
         self.after_input(node)
     }
 
-    fn send(&mut self, node: usize, env: Envelope) -> Result<(), Violation> {
+    pub(super) fn send(&mut self, node: usize, env: Envelope) -> Result<(), Violation> {
         let n = self.world.nodes.len() as NodeId;
         if env.from != node as NodeId + 1 || env.to == 0 || env.to > n || env.to == env.from {
             return Err(self.violation(
@@ -941,7 +965,7 @@ impl Simulator {
         Ok(())
     }
 
-    fn apply(&mut self, node: usize, entry: Entry) -> Result<(), Violation> {
+    pub(super) fn apply(&mut self, node: usize, entry: Entry) -> Result<(), Violation> {
         self.observe(Observation::Applied {
             node,
             entry: &entry,
