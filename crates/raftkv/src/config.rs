@@ -74,6 +74,10 @@ pub struct ServeConfig {
     /// disk (thesis §10.2.1; it counts its own copy only once durable). Saves one disk
     /// sync per commit; `false` restores the strict write-then-send order.
     pub leader_parallel_write: bool,
+    /// Most AppendEntries in flight to one follower (2: one being answered while the
+    /// next fills up, so that proposals leave in batches). Raise it on links with a
+    /// round trip long beside a disk write.
+    pub max_inflight_msgs: usize,
     /// How linearizable reads are served: `"read_index"` (one heartbeat round per batch
     /// of reads; trusts no clock) or `"lease"` (LeaseGuard: no message while the
     /// leader's lease runs; docs/READS.md says which clock assumption that accepts).
@@ -118,6 +122,7 @@ impl Default for ServeConfig {
             election_timeout_max_ms: ms(raft.election_timeout_max),
             heartbeat_ms: ms(raft.heartbeat_interval),
             leader_parallel_write: raft.leader_parallel_write,
+            max_inflight_msgs: raft.max_inflight_msgs,
             read_mode: ReadModeName::ReadIndex,
             lease_ms: 300,
             clock_uncertainty_ms: 50,
@@ -293,6 +298,7 @@ impl ServeConfig {
         kv.raft.election_timeout_max = d(self.election_timeout_max_ms);
         kv.raft.heartbeat_interval = d(self.heartbeat_ms);
         kv.raft.leader_parallel_write = self.leader_parallel_write;
+        kv.raft.max_inflight_msgs = self.max_inflight_msgs;
         kv.raft.read_mode = match self.read_mode {
             ReadModeName::ReadIndex => raft::ReadMode::ReadIndex,
             ReadModeName::Lease => raft::ReadMode::Lease {
@@ -406,6 +412,11 @@ mod tests {
             .to_string();
         assert!(e.contains("max_frame_bytes"), "{e}");
         c.max_frame_bytes = ServeConfig::default().max_frame_bytes;
+        c.max_inflight_msgs = 0;
+        let e = c.clone().resolve().expect_err("no window").to_string();
+        assert!(e.contains("in-flight"), "{e}");
+        c.max_inflight_msgs = 8;
+        assert_eq!(c.clone().resolve().expect("valid").kv.raft.max_inflight_msgs, 8);
         c.read_mode = ReadModeName::Lease;
         c.lease_ms = 380;
         let e = c.resolve().expect_err("lease too long").to_string();
