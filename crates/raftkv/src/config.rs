@@ -416,7 +416,15 @@ mod tests {
         let e = c.clone().resolve().expect_err("no window").to_string();
         assert!(e.contains("in-flight"), "{e}");
         c.max_inflight_msgs = 8;
-        assert_eq!(c.clone().resolve().expect("valid").kv.raft.max_inflight_msgs, 8);
+        assert_eq!(
+            c.clone()
+                .resolve()
+                .expect("valid")
+                .kv
+                .raft
+                .max_inflight_msgs,
+            8
+        );
         c.read_mode = ReadModeName::Lease;
         c.lease_ms = 380;
         let e = c.resolve().expect_err("lease too long").to_string();
