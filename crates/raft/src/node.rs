@@ -31,6 +31,9 @@ static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 /// Commands handled in one turn of the event loop before time is looked at again.
 const MAX_COMMANDS_PER_TURN: usize = 256;
+/// Calls in flight to one peer before more are dropped (see `Actor::call`), at least:
+/// bounds what piles up for a peer that stopped answering.
+const MIN_CALLS_PER_PEER: usize = 256;
 /// Committed entries handed to the apply channel in one turn.
 const MAX_APPLY_PER_TURN: usize = 1024;
 
@@ -146,7 +149,10 @@ impl Raft {
         published
             .raft_state_size
             .store(storage.raft_state_size(), Ordering::Release);
-        let max_calls = 4 * max_inflight + 16;
+        // Heartbeats, read rounds and snapshot chunks take calls too, not only the
+        // replication window: a cap tied to that window alone (2 by default) dropped the
+        // read rounds of 64 readers and left them to time out.
+        let max_calls = (4 * max_inflight + 16).max(MIN_CALLS_PER_PEER);
         let mut actor = Actor {
             core,
             storage: Some(storage),

@@ -53,15 +53,8 @@ type Applied = Arc<Mutex<Vec<u64>>>;
 /// The commands one peer's service applied, in order.
 type Commands = Arc<Mutex<Vec<Bytes>>>;
 
-async fn run(parallel_write: bool) {
-    const PROPOSERS: usize = 24;
-    const EACH: usize = 40;
-    let config = Config {
-        leader_parallel_write: parallel_write,
-        election_timeout_min: Duration::from_millis(400),
-        election_timeout_max: Duration::from_millis(800),
-        ..Config::default()
-    };
+/// Starts three peers on slow disks; returns them and what each applied.
+async fn start(config: &Config, delay: Duration) -> (Local, BTreeMap<NodeId, (Applied, Commands)>) {
     let net = Local::default();
     let ids = [1, 2, 3];
     let mut seen: BTreeMap<NodeId, (Applied, Commands)> = BTreeMap::new();
@@ -69,7 +62,7 @@ async fn run(parallel_write: bool) {
         let (tx, mut rx) = mpsc::channel(64);
         let disk = SlowDisk {
             inner: MemStorage::new(),
-            delay: Duration::from_millis(3),
+            delay,
         };
         let raft = Raft::new(&ids, id, disk, tx, config.clone(), net.clone()).expect("peer");
         let indices: Applied = Default::default();
@@ -92,13 +85,30 @@ async fn run(parallel_write: bool) {
         });
         net.peers.lock().expect("peers").insert(id, raft);
     }
-    let leader = loop {
+    (net, seen)
+}
+
+async fn leader_of(net: &Local) -> Raft {
+    loop {
         let peers = net.peers.lock().expect("peers").clone();
         if let Some(r) = peers.values().find(|r| r.state().1) {
-            break r.clone();
+            return r.clone();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run(parallel_write: bool) {
+    const PROPOSERS: usize = 24;
+    const EACH: usize = 40;
+    let config = Config {
+        leader_parallel_write: parallel_write,
+        election_timeout_min: Duration::from_millis(400),
+        election_timeout_max: Duration::from_millis(800),
+        ..Config::default()
     };
+    let (net, seen) = start(&config, Duration::from_millis(3)).await;
+    let leader = leader_of(&net).await;
     // Many proposers at once, each waiting until its command is applied on the leader
     // before the next: writes overlap proposals, acknowledgements and commits.
     let leader_applied = seen[&leader.id()].0.clone();
