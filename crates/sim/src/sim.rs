@@ -784,7 +784,8 @@ impl Simulator {
     /// Before a node handles an input, its unsynced write normally completes: a driver
     /// that persists before it sends has nothing else to do meanwhile. With the leader's
     /// parallel write the driver is the runtime's, which keeps stepping inputs into the
-    /// core while its write runs and takes the next `Ready` only after it (see
+    /// core while its write runs, hands over meanwhile only what needs no write
+    /// (`while_writing`) and takes the next whole `Ready` only after it (see
     /// `after_input`); that is what lets a leader hear acknowledgements of entries its own
     /// disk does not hold yet.
     fn flush_before_input(&mut self, node: usize) -> Result<(), Violation> {
