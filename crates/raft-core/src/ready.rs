@@ -19,7 +19,11 @@ use crate::types::{Entry, HardState, Index, Snapshot};
 ///    (they need nothing persisted, so the order relative to steps 1-3 does not matter
 ///    for safety); each of `failed_reads` is given up, never answered.
 ///
-/// A driver that follows this order, one `Ready` at a time, is correct.
+/// A driver that follows this order, one `Ready` at a time, is correct. A driver that
+/// writes on another thread may, while a write runs, also carry out the `Ready`s of
+/// [`take_ready_while_writing`](crate::RaftCore::take_ready_while_writing) (nothing to
+/// persist in them), provided it applies nothing of theirs before the entries and
+/// snapshot the write in flight holds back for applying.
 ///
 /// With [`CoreConfig::leader_parallel_write`](crate::CoreConfig) a leader's replication
 /// requests come in `early_messages`, which may be sent before (or while) step 1 runs:
