@@ -151,7 +151,7 @@ impl Raft {
             .store(storage.raft_state_size(), Ordering::Release);
         // Heartbeats, read rounds and snapshot chunks take calls too, not only the
         // replication window: a cap tied to that window alone (2 by default) dropped the
-        // read rounds of 64 readers and left them to time out.
+        // read rounds of 64 readers, whose reads then waited for a round a tick later.
         let max_calls = (4 * max_inflight + 16).max(MIN_CALLS_PER_PEER);
         let mut actor = Actor {
             core,
