@@ -62,6 +62,20 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Takes out of `committed` the entries the driver may apply before this `Ready`'s
+    /// write ends: those at or below `durable` (what the node reported durable through
+    /// [`persisted`](crate::RaftCore::persisted) before taking this `Ready`). The rest
+    /// stay, to apply after the write; behind a snapshot to restore, everything stays.
+    pub fn take_durable_committed(&mut self, durable: Index) -> Vec<Entry> {
+        if self.restore.is_some() {
+            return Vec::new();
+        }
+        let later = self
+            .committed
+            .split_off(self.committed.partition_point(|e| e.index <= durable));
+        std::mem::replace(&mut self.committed, later)
+    }
+
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.hard_state.is_none()

@@ -275,3 +275,26 @@ fn while_writing_a_leader_applies_what_its_followers_and_disk_hold() {
         "nothing more until the write ends"
     );
 }
+
+#[test]
+fn a_ready_gives_up_only_its_durable_entries_for_applying_early() {
+    let e = |index| raft_core::Entry::new(1, index, Bytes::from_static(b"z"));
+    let mut ready = raft_core::Ready {
+        committed: vec![e(4), e(5), e(6)],
+        ..raft_core::Ready::default()
+    };
+    let now: Vec<u64> = ready
+        .take_durable_committed(5)
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(now, vec![4, 5]);
+    assert_eq!(
+        ready.committed.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![6]
+    );
+    // Behind a snapshot to restore, nothing goes early.
+    ready.restore = Some(raft_core::Snapshot::default());
+    assert!(ready.take_durable_committed(9).is_empty());
+    assert_eq!(ready.committed.len(), 1);
+}

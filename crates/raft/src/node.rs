@@ -611,7 +611,10 @@ impl<S: Storage, T: Transport> Actor<S, T> {
 
     /// Carries out one `Ready`: persist, then send, then apply. A storage that blocks
     /// writes on the blocking pool, and the rest waits in `writing` for it.
-    async fn process(&mut self, ready: Ready) -> Result<(), RaftError> {
+    async fn process(&mut self, mut ready: Ready) -> Result<(), RaftError> {
+        // Entries this node already holds durable are applied now rather than after
+        // the write, which may take a while; those the write makes durable wait for it.
+        let now = ready.take_durable_committed(self.core.durable_index());
         // Read answers depend on nothing being persisted: hand them over at once. The
         // service answers a read once it has applied its index.
         for read in ready.read_states {
@@ -643,23 +646,13 @@ impl<S: Storage, T: Transport> Actor<S, T> {
         if let Some((observer, _)) = &self.observer {
             observe_write(observer, &persist, ready.restore.is_some());
         }
-        // Entries this node already holds durable are applied now rather than after
-        // the write, which may take a while; those the write makes durable wait for it.
-        // Behind a snapshot to restore, everything waits.
-        let mut committed = ready.committed;
-        let later = if ready.restore.is_none() {
-            let durable_here = self.core.durable_index();
-            committed.split_off(committed.partition_point(|e| e.index <= durable_here))
-        } else {
-            std::mem::take(&mut committed)
-        };
         let unsent = Unsent {
             durable,
             messages: ready.messages,
             restore: ready.restore,
-            committed: later,
+            committed: ready.committed,
         };
-        apply(&self.apply_tx, self.core.id(), None, committed).await;
+        apply(&self.apply_tx, self.core.id(), None, now).await;
         if !persist.batch().is_empty() {
             // 1. Persist before anything that depends on it leaves the node.
             let Some(mut storage) = self.storage.take() else {

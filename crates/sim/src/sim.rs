@@ -701,17 +701,18 @@ impl Simulator {
             self.send(node, env)?;
         }
         if deferred {
-            // What this node already held durable is applied now, as the runtime does;
-            // the rest waits for the sync, and everything waits behind a restore.
-            let (now, committed) = match (&restore, self.world.nodes[node].core()) {
-                (None, Some(core)) => {
-                    let durable_here = core.durable_index();
-                    let mut now = committed;
-                    let later = now.split_off(now.partition_point(|e| e.index <= durable_here));
-                    (now, later)
-                }
-                _ => (Vec::new(), committed),
+            // What this node already held durable is applied now, as the runtime does
+            // (`Ready::take_durable_committed`); the rest waits for the sync.
+            let durable_here = self.world.nodes[node]
+                .core()
+                .map_or(0, |c| c.durable_index());
+            let mut rest = Ready {
+                restore,
+                committed,
+                ..Ready::default()
             };
+            let now = rest.take_durable_committed(durable_here);
+            let (restore, committed) = (rest.restore, rest.committed);
             let nd = &mut self.world.nodes[node];
             nd.unsent = Some(Unsent {
                 durable,

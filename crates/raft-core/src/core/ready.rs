@@ -90,11 +90,12 @@ impl<R: RngCore> RaftCore<R> {
     /// True when [`take_ready_while_writing`](Self::take_ready_while_writing) would
     /// return work.
     pub fn has_ready_while_writing(&self) -> bool {
+        let leader_sends =
+            self.role == Role::Leader && (self.reads.round_wanted() || self.broadcast_pending);
         self.applied < self.appliable_while_writing()
             || self.reads.has_output()
-            || (self.role == Role::Leader
-                && (self.reads.round_wanted() || (self.broadcast_pending && self.may_send_early())))
-            || (self.may_send_early() && self.outbox.iter().any(|m| m.msg.may_precede_persist()))
+            || (self.may_send_early()
+                && (leader_sends || self.outbox.iter().any(|m| m.msg.may_precede_persist())))
     }
 
     /// The part of a [`Ready`] that needs no write to end first, for a driver whose
