@@ -14,8 +14,8 @@
 //! - no step starts from a joint configuration except leaving it, and no configuration
 //!   ever has no voters.
 
-use crate::quorum::{JointConfig, MajorityConfig};
-use crate::types::NodeId;
+use crate::quorum::{majority_committed, JointConfig, MajorityConfig};
+use crate::types::{Index, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -98,6 +98,17 @@ impl Membership {
         match &self.outgoing {
             Some(out) => JointConfig::joint(incoming, MajorityConfig::new(out.iter().copied())),
             None => JointConfig::simple(incoming),
+        }
+    }
+
+    /// The highest index committed in this configuration, where `matched` tells what
+    /// each voter has reached: what [`quorum`](Self::quorum)`().committed_index` gives,
+    /// without building the quorum (the leader asks after every acknowledgement).
+    pub fn committed_index(&self, matched: impl Fn(NodeId) -> Option<Index>) -> Index {
+        let incoming = majority_committed(&self.voters, &matched);
+        match &self.outgoing {
+            Some(out) => incoming.min(majority_committed(out, &matched)),
+            None => incoming,
         }
     }
 

@@ -282,13 +282,18 @@ impl<R: RngCore> RaftCore<R> {
     /// itself only if it votes in it).
     pub(super) fn quorum_matched(&self) -> Index {
         let last = self.own_match();
-        self.decision_quorum().committed_index(|id| {
+        let matched = |id| {
             if id == self.id {
                 Some(last)
             } else {
                 self.progress.get(&id).map(Progress::matched)
             }
-        })
+        };
+        // Planted bug: while joint, only the incoming voters' majority is asked.
+        #[cfg(raft_bug = "joint-new-majority-only")]
+        return crate::quorum::majority_committed(&self.tracker.current().voters, matched);
+        #[cfg(not(raft_bug = "joint-new-majority-only"))]
+        self.tracker.current().committed_index(matched)
     }
 
     /// A new leader finds a configuration change unfinished (its entry uncommitted, or a

@@ -47,7 +47,10 @@ impl<R: RngCore> RaftCore<R> {
         } else {
             None
         };
-        let entries = std::mem::take(&mut self.pending_entries);
+        // The next batch is likely as large as this one: reserve for it at once rather
+        // than growing from empty one doubling at a time.
+        let next = Vec::with_capacity(self.pending_entries.len());
+        let entries = std::mem::replace(&mut self.pending_entries, next);
         self.stable_last = self.log.last_index();
         let mut room = max_apply;
         let restore = if room > 0 {
