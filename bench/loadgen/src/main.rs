@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use etcd_client::{Client, KvClient};
+use etcd_client::{Client, GetOptions, KvClient};
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,9 @@ enum Mix {
     /// 95 of every 100 operations are linearizable gets of keys written in the warm-up,
     /// 5 are puts.
     Read95,
+    /// Every operation is a serializable get (answered by the endpoint from its own
+    /// store, no consensus): the cost of the API path alone, without Raft or a disk.
+    SerialGet,
 }
 
 /// Drive an etcd v3 API endpoint and print ops/s, p50 and p99.
@@ -84,7 +87,11 @@ fn histogram() -> Result<Histogram<u64>> {
 
 async fn one_op(kv: &mut KvClient, args: &Args, value: &[u8], n: u64) -> Result<()> {
     let read = args.mix == Mix::Read95 && !n.is_multiple_of(20);
-    if read {
+    if args.mix == Mix::SerialGet {
+        let key = format!("lg-{}", n % args.warmup.max(1));
+        kv.get(key, Some(GetOptions::new().with_serializable()))
+            .await?;
+    } else if read {
         // Keys the warm-up wrote (it writes keys 0..warmup); a linearizable get.
         let key = format!("lg-{}", n % args.warmup.max(1));
         kv.get(key, None).await?;
