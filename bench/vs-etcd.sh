@@ -27,6 +27,7 @@ MIXES="put read95"
 SYSTEMS="etcd raftkv"
 DIR=""
 DRY_RUN=0
+THREADS=""
 
 usage() {
     sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
@@ -41,6 +42,9 @@ Options:
   --systems "LIST"   etcd and/or raftkv (default "$SYSTEMS")
   --dir DIR          where data directories go (default: a new temporary directory under
                      the repository's target/, on the same disk as a raftkv deployment)
+  --threads N        run every node of both systems with N threads (etcd: GOMAXPROCS=N;
+                     raftkv: --worker-threads N); default: each system's own default
+                     (one per core), as a deployment on a machine of its own would run
   --dry-run          check arguments and tools, start nothing
 EOF
 }
@@ -60,12 +64,13 @@ while [ $# -gt 0 ]; do
             shift 2 ;;
         --systems) SYSTEMS="$(echo "$2" | tr ',' ' ')"; shift 2 ;;
         --dir) DIR="$2"; shift 2 ;;
+        --threads) THREADS="$2"; shift 2 ;;
         --dry-run) DRY_RUN=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-for n in $CLIENTS $OPS $WARMUP $ROUNDS; do
+for n in $CLIENTS $OPS $WARMUP $ROUNDS ${THREADS:+"$THREADS"}; do
     case "$n" in ''|*[!0-9]*|0) echo "not a positive number: '$n'" >&2; exit 2 ;; esac
 done
 for s in $SYSTEMS; do
@@ -111,7 +116,7 @@ need_pkg protoc protobuf-compiler
 need_pkg python3 python3
 
 if [ "$DRY_RUN" = 1 ]; then
-    echo "dry run: clients [$CLIENTS], ops $OPS, warmup $WARMUP, rounds $ROUNDS, mixes [$MIXES], systems [$SYSTEMS]"
+    echo "dry run: clients [$CLIENTS], ops $OPS, warmup $WARMUP, rounds $ROUNDS, mixes [$MIXES], systems [$SYSTEMS], threads per node ${THREADS:-default}"
     exit 0
 fi
 
@@ -161,7 +166,7 @@ start_etcd() { # data dir (run in this shell, not in $(...), so that PIDS keeps 
     for i in 1 2 3; do cluster="${cluster:+$cluster,}e$i=http://127.0.0.1:$((23800 + i))"; done
     for i in 1 2 3; do
         mkdir -p "$d/e$i"
-        etcd --name "e$i" --data-dir "$d/e$i" \
+        ${THREADS:+env GOMAXPROCS=$THREADS} etcd --name "e$i" --data-dir "$d/e$i" \
             --listen-client-urls "http://127.0.0.1:$((23790 + i))" \
             --advertise-client-urls "http://127.0.0.1:$((23790 + i))" \
             --listen-peer-urls "http://127.0.0.1:$((23800 + i))" \
@@ -187,7 +192,8 @@ start_raftkv() { # data dir (run in this shell, as start_etcd)
         "$RAFTKV" serve --id "$i" --peers "$peers" --clients "$clients" \
             --client-addr "127.0.0.1:$((24700 + i))" \
             --etcd-addr "127.0.0.1:$((24790 + i))" --etcd-clients "$etcds" \
-            --data-dir "$d/n$i" > "$d/n$i.log" 2>&1 &
+            --data-dir "$d/n$i" ${THREADS:+--worker-threads "$THREADS"} \
+            > "$d/n$i.log" 2>&1 &
         PIDS+=($!)
     done
 }
@@ -227,8 +233,9 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$RESULTS" <<'EOF'
+python3 - "$RESULTS" "${THREADS:-default (one per core)}" <<'EOF'
 import statistics, sys
+print(f"threads per node: {sys.argv[2]}")
 rows = {}
 for line in open(sys.argv[1]):
     f = dict(kv.split("=", 1) for kv in line.split()[1:])

@@ -101,6 +101,9 @@ pub struct ServeConfig {
     pub handshake_timeout_ms: u64,
     /// A client connection idle for this many milliseconds is closed.
     pub idle_timeout_ms: u64,
+    /// Threads that run the node's async work (client API, peer links, Raft); 0: one
+    /// per core. Lower it to bound the cores a node takes on a machine it shares.
+    pub worker_threads: usize,
 }
 
 impl Default for ServeConfig {
@@ -133,6 +136,7 @@ impl Default for ServeConfig {
             max_frame_bytes: raft_transport::frame::DEFAULT_MAX_FRAME,
             handshake_timeout_ms: 5000,
             idle_timeout_ms: 300_000,
+            worker_threads: 0,
         }
     }
 }
@@ -430,6 +434,14 @@ mod tests {
         let e = c.resolve().expect_err("lease too long").to_string();
         assert!(e.contains("lease"), "{e}");
         assert!(toml::from_str::<ServeConfig>("read_mode = \"leases\"").is_err());
+    }
+
+    #[test]
+    fn worker_threads_from_the_file() {
+        assert_eq!(ServeConfig::default().worker_threads, 0, "one per core");
+        let c: ServeConfig = toml::from_str("worker_threads = 1").expect("parses");
+        assert_eq!(c.worker_threads, 1);
+        assert!(toml::from_str::<ServeConfig>("worker_threads = -1").is_err());
     }
 
     #[test]

@@ -39,6 +39,9 @@ enum Command {
         /// when that port is free (etcdctl's default), the others on BASE+300+id.
         #[arg(long)]
         etcd: bool,
+        /// Threads for each node's async work (default: one per core).
+        #[arg(long)]
+        worker_threads: Option<usize>,
     },
     /// Set KEY to VALUE.
     Put {
@@ -113,6 +116,9 @@ struct ServeArgs {
     /// The cluster id (every node and client of one cluster must agree).
     #[arg(long)]
     cluster_id: Option<u64>,
+    /// Threads for the node's async work (0: one per core; `worker_threads` in the file).
+    #[arg(long)]
+    worker_threads: Option<usize>,
 }
 
 #[derive(Args, Clone)]
@@ -174,6 +180,9 @@ fn serve_config(a: ServeArgs) -> anyhow::Result<raftkv::config::Resolved> {
     if let Some(id) = a.cluster_id {
         c.cluster_id = id;
     }
+    if let Some(n) = a.worker_threads {
+        c.worker_threads = n;
+    }
     Ok(c.resolve()?)
 }
 
@@ -199,42 +208,70 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// What the process runs: a node (whose settings size the runtime) or another command.
+enum Work {
+    Serve(Box<raftkv::config::Resolved>),
+    Other(Box<Command>),
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let serving = matches!(cli.command, Command::Serve(_) | Command::Cluster { .. });
     init_logs(if serving { "info" } else { "warn" });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // A node's settings say how many threads its runtime gets, so they are read first.
+    let (work, threads) = match cli.command {
+        Command::Serve(a) => {
+            let resolved = serve_config(a)?;
+            let threads = resolved.config.worker_threads;
+            (Work::Serve(Box::new(resolved)), threads)
+        }
+        other => (Work::Other(Box::new(other)), 0),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(a) => cmd::serve::run(serve_config(a)?).await,
-            Command::Cluster {
-                nodes,
-                dir,
-                base_port,
-                etcd,
-            } => cmd::cluster::run(nodes, dir, base_port, etcd).await,
-            Command::Put { key, value, client } => {
-                let action = cmd::client::Action::Put(key, value);
-                cmd::client::run(&client.endpoints, client.config()?, action).await
-            }
-            Command::Get { key, client } => {
-                let action = cmd::client::Action::Get(key);
-                cmd::client::run(&client.endpoints, client.config()?, action).await
-            }
-            Command::Append { key, value, client } => {
-                let action = cmd::client::Action::Append(key, value);
-                cmd::client::run(&client.endpoints, client.config()?, action).await
-            }
-            Command::Del { key, client } => {
-                let action = cmd::client::Action::Del(key);
-                cmd::client::run(&client.endpoints, client.config()?, action).await
-            }
-            Command::Status { client } => {
-                cmd::client::status(&client.endpoints, client.config()?).await
-            }
-            Command::Bench(a) => cmd::bench::run(a).await,
+        match work {
+            Work::Serve(resolved) => cmd::serve::run(*resolved).await,
+            Work::Other(command) => run_command(*command).await,
         }
     })
+}
+
+/// Every command but `serve`, on the default runtime.
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(a) => cmd::serve::run(serve_config(a)?).await,
+        Command::Cluster {
+            nodes,
+            dir,
+            base_port,
+            etcd,
+            worker_threads,
+        } => cmd::cluster::run(nodes, dir, base_port, etcd, worker_threads).await,
+        Command::Put { key, value, client } => {
+            let action = cmd::client::Action::Put(key, value);
+            cmd::client::run(&client.endpoints, client.config()?, action).await
+        }
+        Command::Get { key, client } => {
+            let action = cmd::client::Action::Get(key);
+            cmd::client::run(&client.endpoints, client.config()?, action).await
+        }
+        Command::Append { key, value, client } => {
+            let action = cmd::client::Action::Append(key, value);
+            cmd::client::run(&client.endpoints, client.config()?, action).await
+        }
+        Command::Del { key, client } => {
+            let action = cmd::client::Action::Del(key);
+            cmd::client::run(&client.endpoints, client.config()?, action).await
+        }
+        Command::Status { client } => {
+            cmd::client::status(&client.endpoints, client.config()?).await
+        }
+        Command::Bench(a) => cmd::bench::run(a).await,
+    }
 }

@@ -67,6 +67,8 @@ fn the_cluster_command_starts_serves_survives_a_kill_and_stops_cleanly() {
             "3",
             "--base-port",
             &base.to_string(),
+            "--worker-threads",
+            "1",
             "--dir",
         ])
         .arg(dir.path().join("data"))
@@ -90,6 +92,23 @@ fn the_cluster_command_starts_serves_survives_a_kill_and_stops_cleanly() {
             .filter(|l| l.contains("/metrics"))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
             .collect();
+    }
+
+    // Each node runs the worker threads asked for, and says so when it starts serving.
+    let want = "workers=1";
+    let log = dir.path().join("data").join("node-2.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("serving")) {
+            assert!(line.contains(want), "want {want}: {line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2 never said it was serving:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     // Put until a leader exists (the first put waits for the election).

@@ -22,16 +22,18 @@ impl LocalCluster {
     /// Starts `n` nodes under `dir` with ports from `base`; their logs go to
     /// `dir/node-ID.log`.
     pub fn start(n: u64, dir: &Path, base: u16) -> anyhow::Result<Self> {
-        Self::start_with(n, dir, base, None)
+        Self::start_with(n, dir, base, None, None)
     }
 
     /// [`start`](Self::start), the nodes serving etcd's API at `etcd` (node 1's first)
-    /// instead of the native protocol when given.
+    /// instead of the native protocol when given, each with `worker_threads` threads when
+    /// given (else their default, one per core).
     pub fn start_with(
         n: u64,
         dir: &Path,
         base: u16,
         etcd: Option<Vec<String>>,
+        worker_threads: Option<usize>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let exe = std::env::current_exe().context("cannot find this program's path")?;
@@ -49,7 +51,14 @@ impl LocalCluster {
                 .open(&log_path)
                 .with_context(|| format!("cannot open {}", log_path.display()))?;
             let child = Command::new(&exe)
-                .args(child_args(id, n, base, dir, cluster.etcd.as_deref()))
+                .args(child_args(
+                    id,
+                    n,
+                    base,
+                    dir,
+                    cluster.etcd.as_deref(),
+                    worker_threads,
+                ))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -161,12 +170,18 @@ fn etcd_addrs(n: u64, base: u16) -> Vec<String> {
         .collect()
 }
 
-pub async fn run(n: u64, dir: PathBuf, base: u16, etcd: bool) -> anyhow::Result<()> {
+pub async fn run(
+    n: u64,
+    dir: PathBuf,
+    base: u16,
+    etcd: bool,
+    worker_threads: Option<usize>,
+) -> anyhow::Result<()> {
     if !(1..=9).contains(&n) {
         anyhow::bail!("--nodes must be between 1 and 9");
     }
     let etcd = etcd.then(|| etcd_addrs(n, base));
-    let mut cluster = LocalCluster::start_with(n, &dir, base, etcd.clone())?;
+    let mut cluster = LocalCluster::start_with(n, &dir, base, etcd.clone(), worker_threads)?;
     println!("raftkv: a {n}-node cluster under {}", dir.display());
     match &etcd {
         Some(addrs) => {

@@ -309,6 +309,7 @@ async fn run_node<N: ServedNode>(
         peers = %r.peer_listen,
         http = ?c.http_addr,
         data = %r.data_dir.display(),
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
         "serving"
     );
 
@@ -346,13 +347,15 @@ pub async fn stop_signal() -> anyhow::Result<&'static str> {
 
 /// Used by `cluster` and `bench`: the arguments of `serve` for node `id` of `n` nodes
 /// whose ports start at `base`; with `etcd`, every node's etcd API address (node 1's
-/// first), and the node serves etcd's API instead of the native protocol.
+/// first), and the node serves etcd's API instead of the native protocol; with
+/// `worker_threads`, that many threads for the node's runtime.
 pub fn child_args(
     id: u64,
     n: u64,
     base: u16,
     dir: &std::path::Path,
     etcd: Option<&[String]>,
+    worker_threads: Option<usize>,
 ) -> Vec<String> {
     let port = |off: u64, i: u64| u64::from(base) + off + i;
     let list = |off: u64| {
@@ -376,6 +379,9 @@ pub fn child_args(
         "--data-dir".into(),
         dir.join(format!("node-{id}")).display().to_string(),
     ];
+    if let Some(threads) = worker_threads {
+        args.extend(["--worker-threads".into(), threads.to_string()]);
+    }
     if let Some(addrs) = etcd {
         let list: Vec<String> = addrs
             .iter()
