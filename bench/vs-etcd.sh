@@ -149,7 +149,8 @@ if len(status) < 3:
     sys.exit(1)
 for s in status:
     st = s["Status"]
-    if st["header"]["member_id"] == st["leader"]:
+    # No "leader" field while an election is in progress: not found yet.
+    if st.get("leader") and st["header"]["member_id"] == st["leader"]:
         print(s["Endpoint"])
         sys.exit(0)
 sys.exit(1)
