@@ -86,17 +86,20 @@ fn histogram() -> Result<Histogram<u64>> {
 }
 
 async fn one_op(kv: &mut KvClient, args: &Args, value: &[u8], n: u64) -> Result<()> {
-    let read = args.mix == Mix::Read95 && !n.is_multiple_of(20);
-    if args.mix == Mix::SerialGet {
-        let key = format!("lg-{}", n % args.warmup.max(1));
-        kv.get(key, Some(GetOptions::new().with_serializable()))
-            .await?;
-    } else if read {
-        // Keys the warm-up wrote (it writes keys 0..warmup); a linearizable get.
-        let key = format!("lg-{}", n % args.warmup.max(1));
-        kv.get(key, None).await?;
-    } else {
-        kv.put(format!("lg-{n}"), value.to_vec(), None).await?;
+    // Reads ask for keys the warm-up wrote (it writes keys 0..warmup).
+    let written_key = || format!("lg-{}", n % args.warmup.max(1));
+    match args.mix {
+        Mix::SerialGet => {
+            let serializable = GetOptions::new().with_serializable();
+            kv.get(written_key(), Some(serializable)).await?;
+        }
+        // 95 of every 100: a linearizable get.
+        Mix::Read95 if !n.is_multiple_of(20) => {
+            kv.get(written_key(), None).await?;
+        }
+        Mix::Put | Mix::Read95 => {
+            kv.put(format!("lg-{n}"), value.to_vec(), None).await?;
+        }
     }
     Ok(())
 }

@@ -208,41 +208,32 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// What the process runs: a node (whose settings size the runtime) or another command.
-enum Work {
-    Serve(Box<raftkv::config::Resolved>),
-    Other(Box<Command>),
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let serving = matches!(cli.command, Command::Serve(_) | Command::Cluster { .. });
     init_logs(if serving { "info" } else { "warn" });
-    // A node's settings say how many threads its runtime gets, so they are read first.
-    let (work, threads) = match cli.command {
+    match cli.command {
+        // A node's settings say how many threads its runtime gets: read them first.
         Command::Serve(a) => {
             let resolved = serve_config(a)?;
-            let threads = resolved.config.worker_threads;
-            (Work::Serve(Box::new(resolved)), threads)
+            runtime(resolved.config.worker_threads)?.block_on(cmd::serve::run(resolved))
         }
-        other => (Work::Other(Box::new(other)), 0),
-    };
+        other => runtime(0)?.block_on(run_command(other)),
+    }
+}
+
+/// The async runtime: `threads` workers, or one per core when 0.
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if threads > 0 {
         builder.worker_threads(threads);
     }
-    let runtime = builder
+    builder
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        match work {
-            Work::Serve(resolved) => cmd::serve::run(*resolved).await,
-            Work::Other(command) => run_command(*command).await,
-        }
-    })
+        .context("cannot start the async runtime")
 }
 
-/// Every command but `serve`, on the default runtime.
+/// Runs a command on the runtime `run` made for it.
 async fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(a) => cmd::serve::run(serve_config(a)?).await,
@@ -254,24 +245,21 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             worker_threads,
         } => cmd::cluster::run(nodes, dir, base_port, etcd, worker_threads).await,
         Command::Put { key, value, client } => {
-            let action = cmd::client::Action::Put(key, value);
-            cmd::client::run(&client.endpoints, client.config()?, action).await
+            client_action(client, cmd::client::Action::Put(key, value)).await
         }
-        Command::Get { key, client } => {
-            let action = cmd::client::Action::Get(key);
-            cmd::client::run(&client.endpoints, client.config()?, action).await
-        }
+        Command::Get { key, client } => client_action(client, cmd::client::Action::Get(key)).await,
         Command::Append { key, value, client } => {
-            let action = cmd::client::Action::Append(key, value);
-            cmd::client::run(&client.endpoints, client.config()?, action).await
+            client_action(client, cmd::client::Action::Append(key, value)).await
         }
-        Command::Del { key, client } => {
-            let action = cmd::client::Action::Del(key);
-            cmd::client::run(&client.endpoints, client.config()?, action).await
-        }
+        Command::Del { key, client } => client_action(client, cmd::client::Action::Del(key)).await,
         Command::Status { client } => {
             cmd::client::status(&client.endpoints, client.config()?).await
         }
         Command::Bench(a) => cmd::bench::run(a).await,
     }
+}
+
+/// One key/value request to the cluster `client` names.
+async fn client_action(client: ClientArgs, action: cmd::client::Action) -> anyhow::Result<()> {
+    cmd::client::run(&client.endpoints, client.config()?, action).await
 }

@@ -289,9 +289,11 @@ impl<R: RngCore> RaftCore<R> {
                 self.progress.get(&id).map(Progress::matched)
             }
         };
-        // Planted bug: while joint, only the incoming voters' majority is asked.
+        // A build with the planted bug asks the quorum it plants (`decision_quorum`),
+        // so that the bug is defined in one place; the correct build asks the
+        // configuration directly, which allocates nothing.
         #[cfg(raft_bug = "joint-new-majority-only")]
-        return crate::quorum::majority_committed(&self.tracker.current().voters, matched);
+        return self.decision_quorum().committed_index(matched);
         #[cfg(not(raft_bug = "joint-new-majority-only"))]
         self.tracker.current().committed_index(matched)
     }
