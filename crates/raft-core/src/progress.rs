@@ -77,6 +77,8 @@ pub struct Progress {
     sent_since_heartbeat: bool,
     /// The highest commit index sent to the follower.
     commit_sent: Index,
+    /// The highest read index the follower was given: it needs a commit index this high.
+    commit_wanted: Index,
 }
 
 impl Progress {
@@ -92,6 +94,7 @@ impl Progress {
             silent_ticks: 0,
             sent_since_heartbeat: false,
             commit_sent: 0,
+            commit_wanted: 0,
         }
     }
 
@@ -167,10 +170,26 @@ impl Progress {
 
     // ----- entries -------------------------------------------------------------------
 
-    /// Records that an AppendEntries carrying `commit` went out.
+    /// Records that an AppendEntries went out from which the follower learns that
+    /// `commit` is committed.
     pub(crate) fn sent_append(&mut self, commit: Index) {
         self.sent_since_heartbeat = true;
         self.commit_sent = self.commit_sent.max(commit);
+    }
+
+    /// Records that the follower was given `index` as a read index.
+    pub(crate) fn want_commit(&mut self, index: Index) {
+        self.commit_wanted = self.commit_wanted.max(index);
+    }
+
+    /// True when the follower waits for a commit index it was not sent yet, and nothing
+    /// sent to it is unacknowledged: an empty AppendEntries naming the last entry it
+    /// acknowledged tells it, and cannot be refused. (With messages in flight it is
+    /// asked again when they are answered.)
+    pub(crate) fn needs_commit(&self) -> bool {
+        self.state == ProgressState::Replicate
+            && self.inflight.is_empty()
+            && self.commit_sent < self.commit_wanted
     }
 
     /// Records that entries through `last` (`bytes` of payload, possibly none) were sent.

@@ -42,6 +42,7 @@ impl<R: RngCore> RaftCore<R> {
         self.progress.clear();
         self.recent_active.clear();
         self.broadcast_pending = false;
+        self.commit_news = false;
     }
 
     pub(super) fn campaign(&mut self) {

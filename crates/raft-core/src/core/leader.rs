@@ -4,7 +4,7 @@
 
 use super::RaftCore;
 use crate::message::{Message, RejectHint};
-use crate::progress::{ChunkReply, HeartbeatAction, ProgressState};
+use crate::progress::{ChunkReply, HeartbeatAction, Progress, ProgressState};
 use crate::types::{Entry, Index, NodeId, Role, SnapshotMeta, Term};
 use rand_core::RngCore;
 
@@ -139,6 +139,9 @@ impl<R: RngCore> RaftCore<R> {
                     self.maybe_commit();
                 }
                 self.send_append(from, false);
+                if self.progress.get(&from).is_some_and(Progress::needs_commit) {
+                    self.commit_news = true;
+                }
                 self.transfer_on_progress(from);
             }
             Some(next) => {

@@ -78,6 +78,10 @@ pub struct RaftCore<R: RngCore> {
     /// New entries not yet offered to the followers: proposals are sent once per
     /// [`Ready`], all together, rather than one message per proposal.
     broadcast_pending: bool,
+    /// A follower waits to learn a commit index it was given as a read index: the next
+    /// [`Ready`] tells it (with an empty AppendEntries if no entries go to it anyway), so
+    /// that the read asked on its side does not wait for a heartbeat.
+    commit_news: bool,
     /// A snapshot being received from the leader, chunk by chunk.
     incoming: Option<follower::IncomingSnapshot>,
     /// Reads in flight (ReadIndex).
@@ -186,6 +190,7 @@ impl<R: RngCore> RaftCore<R> {
             pending_restore,
             outbox: Vec::new(),
             broadcast_pending: false,
+            commit_news: false,
             incoming: None,
             reads: ReadOnly::default(),
             tracker,
@@ -501,10 +506,19 @@ impl<R: RngCore> RaftCore<R> {
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {
-        if let (Message::AppendEntries { leader_commit, .. }, Some(pr)) =
-            (&msg, self.progress.get_mut(&to))
+        if let (
+            Message::AppendEntries {
+                prev_log_index,
+                entries,
+                leader_commit,
+                ..
+            },
+            Some(pr),
+        ) = (&msg, self.progress.get_mut(&to))
         {
-            pr.sent_append(*leader_commit);
+            // A follower commits no further than the last entry the message vouches for.
+            let last = entries.last().map_or(*prev_log_index, |e| e.index);
+            pr.sent_append((*leader_commit).min(last));
         }
         self.outbox.push(Envelope {
             from: self.id,

@@ -110,6 +110,12 @@ impl<R: RngCore> RaftCore<R> {
                         index: Some(index),
                     },
                 );
+                // Its client waits until it applied through `index`: tell it at once
+                // that `index` is committed rather than at the next heartbeat.
+                if let Some(pr) = self.progress.get_mut(&peer) {
+                    pr.want_commit(index);
+                    self.commit_news |= pr.needs_commit();
+                }
             }
         }
     }

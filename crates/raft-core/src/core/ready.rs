@@ -22,6 +22,7 @@ impl<R: RngCore> RaftCore<R> {
             || !self.pending_entries.is_empty()
             || !self.outbox.is_empty()
             || self.broadcast_pending
+            || self.commit_news
             || self.pending_snapshot.is_some()
             || self.pending_restore.is_some()
             || self.applied < self.commit
@@ -93,8 +94,8 @@ impl<R: RngCore> RaftCore<R> {
     /// True when [`take_ready_while_writing`](Self::take_ready_while_writing) would
     /// return work.
     pub fn has_ready_while_writing(&self) -> bool {
-        let leader_sends =
-            self.role == Role::Leader && (self.reads.round_wanted() || self.broadcast_pending);
+        let leader_sends = self.role == Role::Leader
+            && (self.reads.round_wanted() || self.broadcast_pending || self.commit_news);
         self.applied < self.appliable_while_writing()
             || self.reads.has_output()
             || (self.may_send_early()
@@ -144,11 +145,17 @@ impl<R: RngCore> RaftCore<R> {
         self.cfg.leader_parallel_write && !self.hard_dirty
     }
 
-    /// Queues the replication requests and read heartbeats proposals and reads asked for.
+    /// Queues the replication requests and read heartbeats proposals and reads asked for,
+    /// and tells followers given a read index that it is committed.
     fn start_sending(&mut self) {
-        if std::mem::take(&mut self.broadcast_pending) && self.role == Role::Leader {
+        let entries = std::mem::take(&mut self.broadcast_pending);
+        let commit_news = std::mem::take(&mut self.commit_news);
+        if (entries || commit_news) && self.role == Role::Leader {
             for peer in self.others() {
-                self.send_append(peer, false);
+                // New entries carry the commit index; without them an empty message does.
+                let tell =
+                    commit_news && self.progress.get(&peer).is_some_and(|p| p.needs_commit());
+                self.send_append(peer, tell);
             }
         }
         self.start_read_round();
