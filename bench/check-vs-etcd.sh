@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# CI's check of bench/vs-etcd.sh, tiny so that it takes seconds once built:
+#   1. a whole run, a few hundred operations per point, both mixes, 1 and 4 clients:
+#      it must print its table with a row per point and exit 0;
+#   2. a run interrupted with SIGINT while it measures: it must exit 130;
+# and after each, no process it started (servers, load generator) may be left running.
+# etcd takes part when it is installed or can be installed (apt-get, as root); without
+# it, raftkv runs alone, so that the check needs nothing but the Rust toolchain.
+#
+#   bench/check-vs-etcd.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+systems="raftkv"
+if command -v etcd >/dev/null 2>&1 ||
+    { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 &&
+        apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; }; then
+    systems="etcd raftkv"
+fi
+echo "systems: $systems"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/check-vs-etcd.XXXXXX")"
+loadgen="$ROOT/bench/loadgen/target/release/loadgen"
+script_pid=""
+# Whatever happens, nothing this check started outlives it.
+trap '[ -n "$script_pid" ] && kill -KILL "$script_pid" 2>/dev/null
+    pkill -KILL -f -- "$work"; pkill -KILL -f -- "^$loadgen"; rm -rf "$work"' EXIT
+# Processes started for a run under data directory $1: servers name it in their
+# arguments; the load generator is named by its path.
+left_over() {
+    pgrep -a -f -- "$1" || true
+    pgrep -a -f -- "^$loadgen" || true
+}
+
+echo "== a tiny whole run"
+dir="$work/run"
+mkdir -p "$dir"
+bench/vs-etcd.sh --systems "$systems" --clients "1 4" --ops 300 --warmup 50 --rounds 1 \
+    --dir "$dir" > "$work/table.txt"
+cat "$work/table.txt"
+for mix in put read95; do
+    for c in 1 4; do
+        if ! grep -Eiq "^ *$mix +$c " "$work/table.txt"; then
+            echo "no row for $mix with $c clients" >&2
+            exit 1
+        fi
+    done
+done
+if [ "$systems" = "etcd raftkv" ] && ! grep -Eq '[0-9.]+x$' "$work/table.txt"; then
+    echo "no ratio column although both systems ran" >&2
+    exit 1
+fi
+rest="$(left_over "$dir")"
+if [ -n "$rest" ]; then
+    echo "left running after the run: $rest" >&2
+    exit 1
+fi
+
+echo "== Ctrl-C while it measures"
+dir="$work/interrupted"
+mkdir -p "$dir"
+# Many operations, so that the signal comes while the load generator runs. With job
+# control on, the background run does not start with SIGINT ignored (as a non-interactive
+# shell's background commands do), so it receives the signal as from a terminal.
+set -m
+bench/vs-etcd.sh --systems raftkv --clients 4 --ops 1000000 --warmup 50 --rounds 1 \
+    --mix put --dir "$dir" > /dev/null 2> "$work/interrupted.log" &
+script_pid=$!
+set +m
+for _ in $(seq 600); do
+    grep -q "leader at" "$work/interrupted.log" 2>/dev/null && break
+    kill -0 "$script_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if ! grep -q "leader at" "$work/interrupted.log"; then
+    cat "$work/interrupted.log" >&2
+    echo "the run never started measuring" >&2
+    exit 1
+fi
+sleep 1
+kill -INT "$script_pid"
+status=0
+wait "$script_pid" || status=$?
+script_pid=""
+if [ "$status" != 130 ]; then
+    cat "$work/interrupted.log" >&2
+    echo "interrupted run exited with $status, not 130" >&2
+    exit 1
+fi
+rest="$(left_over "$dir")"
+if [ -n "$rest" ]; then
+    echo "left running after Ctrl-C: $rest" >&2
+    exit 1
+fi
+echo "OK"
