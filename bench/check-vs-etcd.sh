@@ -33,6 +33,14 @@ left_over() {
     pgrep -a -f -- "$1" || true
     pgrep -a -f -- "^$loadgen" || true
 }
+none_left() { # data directory, what just ended
+    local rest
+    rest="$(left_over "$1")"
+    if [ -n "$rest" ]; then
+        echo "left running after $2: $rest" >&2
+        exit 1
+    fi
+}
 
 echo "== a tiny whole run"
 dir="$work/run"
@@ -52,11 +60,7 @@ if [ "$systems" = "etcd raftkv" ] && ! grep -Eq '[0-9.]+x$' "$work/table.txt"; t
     echo "no ratio column although both systems ran" >&2
     exit 1
 fi
-rest="$(left_over "$dir")"
-if [ -n "$rest" ]; then
-    echo "left running after the run: $rest" >&2
-    exit 1
-fi
+none_left "$dir" "the run"
 
 echo "== Ctrl-C while it measures"
 dir="$work/interrupted"
@@ -106,9 +110,5 @@ if [ "$status" != 130 ]; then
     echo "interrupted run exited with $status, not 130" >&2
     exit 1
 fi
-rest="$(left_over "$dir")"
-if [ -n "$rest" ]; then
-    echo "left running after Ctrl-C: $rest" >&2
-    exit 1
-fi
+none_left "$dir" "Ctrl-C"
 echo "OK"
