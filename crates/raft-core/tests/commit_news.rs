@@ -99,8 +99,7 @@ fn a_follower_given_a_read_index_learns_at_once_that_it_is_committed() {
     let (index, _) = nodes[0].propose(Bytes::from_static(b"x")).expect("leader");
     let appends = nodes[0].take_ready().messages;
     // Both followers store the entry; node 3's answer is slow.
-    let (held, _) = deliver_all(&mut nodes, appends, |e| e.from == 3);
-    let from_3 = held;
+    let (from_3, _) = deliver_all(&mut nodes, appends, |e| e.from == 3);
     assert_eq!(nodes[0].commit_index(), index);
     assert_eq!(
         nodes[1].commit_index(),
